@@ -1,0 +1,189 @@
+"""The command line every experiment script shares.
+
+``common_parser(task)`` is an argparse *parent* parser with the model, training and grid-search
+flags of the assignment (§3: input size, hidden size, epochs, optimizer, learning rate, gradient
+clipping, batch size); each script adds its own flags on top. ``run(main)`` turns the project's
+errors into one line on stderr and an exit status (2 for bad input), so a user never sees a raw
+traceback unless they pass ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+import torch
+
+from errors import TrainingDiverged, UsageError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (argparse prints the usage block too)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value:g}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value:g}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = _float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value:g}")
+    return value
+
+
+def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
+                  grad_clip: float, batch_size: int = 128, patience: int = 0,
+                  lr_schedule: str = "onecycle") -> argparse.ArgumentParser:
+    """Parent parser with the flags every script shares; defaults are the script's own."""
+    p = Parser(add_help=False)
+    model = p.add_argument_group("model")
+    model.add_argument("--input-size", type=positive_int, default=input_size,
+                       help=f"values fed per time step; must divide the sequence length "
+                            f"(default {input_size})")
+    model.add_argument("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
+                       metavar="H", help=f"LSTM hidden state size; several values run a grid "
+                                         f"search (default {hidden_size})")
+    model.add_argument("--num-layers", type=positive_int, default=1,
+                       help="stacked LSTM layers in encoder and decoder (default 1)")
+    model.add_argument("--decoder", choices=("repeat", "autoregressive"), default="repeat",
+                       help="repeat: the assignment's decoder, fed z at every step; "
+                            "autoregressive: fed z and its own previous output (default repeat)")
+    model.add_argument("--teacher-forcing", type=probability, default=0.0, metavar="P",
+                       help="autoregressive decoder only: probability of feeding the true "
+                            "previous value during training; never used at evaluation (default 0)")
+    model.add_argument("--reverse", action="store_true",
+                       help="decode the sequence in reverse order (x_T first)")
+    model.add_argument("--bidirectional", action="store_true",
+                       help="bidirectional encoder: z = [forward h_T, backward h_1]")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=positive_int, default=epochs,
+                       help=f"maximum training epochs (default {epochs})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                       help="optimizer (default adam)")
+    train.add_argument("--lr", type=positive_float, nargs="+", default=[lr], metavar="LR",
+                       help=f"peak learning rate; several values run a grid search (default {lr:g})")
+    train.add_argument("--lr-schedule", choices=("onecycle", "constant"), default=lr_schedule,
+                       help=f"onecycle: warm up to --lr then cosine decay; constant: --lr "
+                            f"throughout (default {lr_schedule})")
+    train.add_argument("--weight-decay", type=non_negative_float, default=0.0,
+                       help="weight decay (default 0)")
+    train.add_argument("--grad-clip", type=non_negative_float, nargs="+", default=[grad_clip],
+                       metavar="C", help=f"clip the gradient norm to C (0 = off); several values "
+                                         f"run a grid search (default {grad_clip:g})")
+    train.add_argument("--batch-size", type=positive_int, default=batch_size,
+                       help=f"sequences per training step (default {batch_size})")
+    train.add_argument("--patience", type=non_negative_int, default=patience,
+                       help=f"stop after this many epochs without a better validation loss "
+                            f"(0 = never; default {patience})")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seed for data generation, splits, initialisation and shuffling "
+                            "(default 0)")
+
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="auto",
+                     help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
+    run.add_argument("--threads", type=positive_int, default=None,
+                     help="CPU threads for torch (default: torch's choice, one per core)")
+    run.add_argument("--out-dir", default=os.path.join("report", task),
+                     help=f"where figures, metrics, history and checkpoints go "
+                          f"(default report/{task}/)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from the checkpoint in --out-dir")
+    run.add_argument("--debug", action="store_true",
+                     help="show the full traceback on errors")
+    return p
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda when available; asking for an absent cuda is a UsageError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UsageError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def setup_runtime(args) -> torch.device:
+    """Apply --threads and --device; return the device."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return resolve_device(args.device)
+
+
+def run(main, argv=None) -> int:
+    """Call ``main(argv)``; map project errors to one stderr line and an exit status."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    prog = os.path.basename(sys.argv[0]) or "lstm-ae-lab"
+    try:
+        main(argv)
+        return 0
+    except UsageError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,117 @@
+"""One plotting style and the figure types every experiment shares.
+
+Figures are for a page-width report: 150 dpi PNG, a title, axis labels with units, a legend,
+fonts readable without zooming. Files are written atomically (see ``outputs``).
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from outputs import atomic_path  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 150, "savefig.dpi": 150, "font.size": 12, "axes.titlesize": 13,
+    "axes.labelsize": 12, "legend.fontsize": 10, "xtick.labelsize": 10.5, "ytick.labelsize": 10.5,
+    "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+    "figure.titlesize": 14, "lines.linewidth": 1.8,
+}
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def figure(rows: int = 1, cols: int = 1, *, width: float = 9.0, row_height: float = 3.0, **kw):
+    """A figure in the project style; ``axes`` is always a flat list."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(width, row_height * rows), squeeze=False, **kw)
+    return fig, list(axes.flat)
+
+
+def save_figure(fig, path) -> None:
+    """Tight layout, 150 dpi PNG, written atomically; closes the figure."""
+    with plt.rc_context(STYLE):
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=150)
+    plt.close(fig)
+
+
+def plot_panels(panels: list[dict], path, *, title: str, xlabel: str, ylabel: str,
+                sharey: bool = False, width: float = 9.0, row_height: float = 2.8) -> None:
+    """One panel per entry, stacked; each ``{"title": str, "x": array, "lines": [(label, y,
+    style dict), ...]}``. Used for example signals, reconstructions and price series."""
+    fig, axes = figure(len(panels), 1, width=width, row_height=row_height, sharey=sharey)
+    with plt.rc_context(STYLE):
+        for ax, panel in zip(axes, panels):
+            for label, y, style in panel["lines"]:
+                ax.plot(panel["x"], np.asarray(y), label=label, **(style or {}))
+            ax.set_title(panel.get("title", ""))
+            ax.set_ylabel(ylabel)
+            if len(panel["lines"]) > 1 or panel["lines"][0][0]:
+                ax.legend(loc="best", framealpha=0.85)
+        axes[-1].set_xlabel(xlabel)
+        fig.suptitle(title)
+        if panels and hasattr(panels[0]["x"], "dtype") and np.issubdtype(
+                np.asarray(panels[0]["x"]).dtype, np.datetime64):
+            fig.autofmt_xdate()
+    save_figure(fig, path)
+
+
+def plot_histories(curves: dict[str, list[dict]], path, *, metric: str = "loss", title: str,
+                   ylabel: str, logy: bool = False, splits=("train", "val")) -> None:
+    """``metric`` vs epoch for each named run: train solid, validation dashed, one colour a run."""
+    fig, (ax,) = figure(1, 1, width=8.0, row_height=4.5)
+    names = {"train": "train", "val": "validation"}
+    with plt.rc_context(STYLE):
+        for i, (name, history) in enumerate(curves.items()):
+            epochs = [row["epoch"] for row in history]
+            for split, dash in zip(splits, ("-", "--")):
+                key = f"{split}_{metric}"
+                if history and key in history[0]:
+                    ax.plot(epochs, [row[key] for row in history], dash, color=COLORS[i % len(COLORS)],
+                            label=f"{name} ({names.get(split, split)})" if name else names[split])
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(framealpha=0.85)
+    save_figure(fig, path)
+
+
+def plot_grid(table, path, *, value: str = "best_val_loss", title: str, value_label: str) -> None:
+    """Heat map of ``value`` over hidden size × learning rate, one panel per gradient clip."""
+    clips = sorted(table["grad_clip"].unique())
+    hidden = sorted(table["hidden_size"].unique())
+    lrs = sorted(table["lr"].unique())
+    fig, axes = figure(1, len(clips), width=min(5.0 * len(clips), 15.0), row_height=4.2)
+    values = table[value].to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    norm = matplotlib.colors.LogNorm(lo, max(hi, lo * 1.0001)) if lo > 0 else None
+    with plt.rc_context(STYLE):
+        for ax, clip in zip(axes, clips):
+            grid = np.full((len(hidden), len(lrs)), np.nan)
+            for _, row in table[table["grad_clip"] == clip].iterrows():
+                grid[hidden.index(row["hidden_size"]), lrs.index(row["lr"])] = row[value]
+            image = ax.imshow(grid, cmap="viridis_r", norm=norm, aspect="auto")
+            for (i, j), v in np.ndenumerate(grid):
+                if math.isfinite(v):
+                    ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=10,
+                            color="white" if norm and norm(v) > 0.6 else "black")
+            ax.set_xticks(range(len(lrs)), [f"{lr:g}" for lr in lrs])
+            ax.set_yticks(range(len(hidden)), [str(h) for h in hidden])
+            ax.set_xlabel("learning rate")
+            ax.set_ylabel("hidden size")
+            ax.set_title(f"gradient clip {clip:g}" if clip else "no gradient clipping")
+            ax.grid(False)
+        fig.colorbar(image, ax=axes, label=value_label, shrink=0.9)
+        fig.suptitle(title)
+    with plt.rc_context(STYLE):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)

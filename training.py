@@ -1,0 +1,408 @@
+"""One training loop for every experiment, with checkpoints, resume and grid search.
+
+``fit`` trains any model given a ``step_fn(model, batch) -> (loss, metrics)``: the script says what
+a batch means and what the loss is, the loop does the rest (optimizer by name, one-cycle or
+constant learning rate, gradient-norm clipping, early stopping, tqdm progress, ``history.csv``
+rewritten as each epoch ends, a checkpoint written atomically after every epoch, ``--resume``,
+NaN/Inf detection, Ctrl-C that stops training but still returns the best model).
+
+``run_grid`` runs ``fit`` over every combination of hidden size, learning rate and gradient clip,
+records each finished trial in ``grid.csv`` and skips finished trials when run again.
+
+Checkpoints are plain dicts of tensors and built-in types (model ``state_dict``, optimizer state,
+RNG states, history, the best weights so far), loaded with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from errors import TrainingDiverged, UsageError
+from outputs import atomic_path, write_csv
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.csv"
+GRID = "grid.csv"
+GRID_KEYS = ("hidden_size", "lr", "grad_clip")
+
+
+@dataclass
+class TrainSettings:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    lr_schedule: str = "onecycle"
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    batch_size: int = 128
+    epochs: int = 10
+    patience: int = 0
+
+    @classmethod
+    def from_args(cls, args, **overrides) -> "TrainSettings":
+        """Settings from the common parser's flags (first value of the grid flags)."""
+        values = dict(optimizer=args.optimizer, lr=args.lr[0], lr_schedule=args.lr_schedule,
+                      weight_decay=args.weight_decay, grad_clip=args.grad_clip[0],
+                      batch_size=args.batch_size, epochs=args.epochs, patience=args.patience)
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class FitResult:
+    history: list[dict]
+    best_epoch: int
+    best_val_loss: float
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+StepFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
+
+
+# ---------------------------------------------------------------------------------------------
+# building blocks
+
+def batches(tensors: Sequence[torch.Tensor], batch_size: int, *, shuffle: bool = False,
+            generator: torch.Generator | None = None):
+    """Yield tuples of aligned mini-batches from in-memory tensors (no per-item Dataset calls)."""
+    n = len(tensors[0])
+    order = torch.randperm(n, generator=generator).to(tensors[0].device) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield tuple(t[start:start + batch_size] for t in tensors)
+        else:
+            idx = order[start:start + batch_size]
+            yield tuple(t[idx] for t in tensors)
+
+
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
+    raise UsageError(f"--optimizer {name!r}: expected one of adam, adamw, sgd, rmsprop")
+
+
+def learning_rate(step: int, total_steps: int, peak: float, schedule: str) -> float:
+    """One-cycle: linear warm-up over the first 20 % from peak/25, then cosine decay to peak/1e3.
+
+    A pure function of the step, so a resumed run follows the same schedule without saving a
+    scheduler object.
+    """
+    if schedule == "constant":
+        return peak
+    warmup = max(1, int(0.2 * total_steps))
+    if step < warmup:
+        return peak / 25 + (peak - peak / 25) * step / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    low = peak / 1e3
+    return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, step_fn: StepFn, tensors: Sequence[torch.Tensor],
+             batch_size: int = 512) -> dict[str, float]:
+    """Mean of the loss and of every metric ``step_fn`` returns, weighted by batch size."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in batches(tensors, batch_size):
+        loss, metrics = step_fn(model, batch)
+        n = len(batch[0])
+        count += n
+        for key, value in {"loss": loss, **metrics}.items():
+            sums[key] = sums.get(key, 0.0) + float(value) * n
+    model.train(was_training)
+    return {key: value / count for key, value in sums.items()}
+
+
+def stable_hash(data) -> str:
+    """Short hash of JSON-able data, to tell whether two runs had the same configuration."""
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint written by ``fit``; a missing or damaged file is a UsageError."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"--resume: no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated zip, bad pickle, ... all mean the same to the user
+        raise UsageError(f"{path}: corrupt or truncated checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != 1 or "model" not in state:
+        raise UsageError(f"{path}: not a checkpoint written by this project")
+    return state
+
+
+def _identity_mismatch(saved: dict, current: dict) -> list[str]:
+    keys = sorted(set(saved) | set(current))
+    return [k for k in keys if saved.get(k) != current.get(k)]
+
+
+def load_model_weights(path: Path, model: nn.Module, which: str = "best") -> dict:
+    """Load the best (or last) weights of a finished run into ``model``; returns the checkpoint."""
+    state = load_checkpoint(path)
+    weights = state["best"]["model"] if which == "best" and state.get("best") else state["model"]
+    model.load_state_dict(weights)
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
+        val: Sequence[torch.Tensor], settings: TrainSettings, *, run_dir, identity: dict,
+        device: torch.device, seed: int = 0, resume: bool = False, desc: str = "train",
+        eval_batch_size: int = 1024) -> FitResult:
+    """Train ``model`` in place and leave it holding its best-by-validation weights.
+
+    ``train``/``val``: aligned tensors, first dimension = sequences (moved to ``device`` here).
+    ``step_fn(model, batch)`` returns the mean loss of the batch and a dict of extra batch-mean
+    metrics (logged as ``train_<name>``/``val_<name>`` in the history).
+    ``identity``: everything that must match for ``--resume`` to continue this run (model
+    config, data settings, optimizer...): a checkpoint with another identity is refused.
+    """
+    run_dir = Path(run_dir)
+    ckpt_path, hist_path = run_dir / CHECKPOINT, run_dir / HISTORY
+    model.to(device)
+    train = [t.to(device) for t in train]
+    val = [t.to(device) for t in val]
+    optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr,
+                               settings.weight_decay)
+    shuffle_gen = torch.Generator().manual_seed(seed)
+    history: list[dict] = []
+    best: dict | None = None
+    start_epoch = 0
+
+    if resume:
+        state = load_checkpoint(ckpt_path)
+        diff = _identity_mismatch(state.get("identity", {}), identity)
+        if diff:
+            raise UsageError(f"--resume: {ckpt_path} is from a different configuration "
+                             f"(differs in: {', '.join(diff)})")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffle_gen.set_state(state["rng"]["shuffle"])
+        torch.set_rng_state(state["rng"]["torch"])
+        history, best, start_epoch = state["history"], state["best"], state["epoch"]
+        _write_history(hist_path, history)  # drop rows of an epoch that did not finish
+    elif ckpt_path.exists():
+        print(f"note: starting a new run; {ckpt_path} will be replaced after the first epoch "
+              f"(use --resume to continue it)", file=sys.stderr)
+
+    steps_per_epoch = math.ceil(len(train[0]) / settings.batch_size)
+    total_steps = settings.epochs * steps_per_epoch
+    best_val = best["val_loss"] if best else math.inf
+    best_epoch = best["epoch"] if best else 0
+    interrupted = False
+    t_start = time.perf_counter()
+    epoch_bar = tqdm(total=settings.epochs, initial=start_epoch, desc=desc, unit="epoch",
+                     dynamic_ncols=True, file=sys.stderr)
+    try:
+        for epoch in range(start_epoch + 1, settings.epochs + 1):
+            if settings.patience and epoch - 1 - best_epoch >= settings.patience:
+                break
+            t0 = time.perf_counter()
+            model.train()
+            sums: dict[str, float] = {}
+            count = 0
+            step_bar = tqdm(batches(train, settings.batch_size, shuffle=True, generator=shuffle_gen),
+                            total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
+                            dynamic_ncols=True, file=sys.stderr)
+            for i, batch in enumerate(step_bar):
+                lr = learning_rate((epoch - 1) * steps_per_epoch + i, total_steps, settings.lr,
+                                   settings.lr_schedule)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, metrics = step_fn(model, batch)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise TrainingDiverged(
+                        f"loss became {loss_value} at epoch {epoch}, step {i + 1}; training "
+                        f"stopped, last good checkpoint kept at {ckpt_path} (try a lower --lr "
+                        f"or --grad-clip 1)")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                optimizer.step()
+                n = len(batch[0])
+                count += n
+                for key, value in {"loss": loss_value, **metrics}.items():
+                    sums[key] = sums.get(key, 0.0) + float(value) * n
+                if i % 10 == 0:
+                    step_bar.set_postfix(loss=f"{sums['loss'] / count:.4g}")
+            step_bar.close()
+
+            val_metrics = evaluate(model, step_fn, val, eval_batch_size)
+            if not math.isfinite(val_metrics["loss"]):
+                raise TrainingDiverged(f"validation loss became {val_metrics['loss']} at epoch "
+                                       f"{epoch}; last good checkpoint kept at {ckpt_path}")
+            row = {"epoch": epoch}
+            row.update({f"train_{k}": v / count for k, v in sums.items()})
+            row.update({f"val_{k}": v for k, v in val_metrics.items()})
+            row.update({"lr": lr, "seconds": time.perf_counter() - t0})
+            history.append(row)
+            if val_metrics["loss"] < best_val:
+                best_val, best_epoch = val_metrics["loss"], epoch
+                best = {"epoch": epoch, "val_loss": best_val,
+                        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            save_checkpoint(ckpt_path, {
+                "format": 1, "identity": identity, "epoch": epoch, "history": history,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
+                "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state()},
+            })
+            _write_history(hist_path, history)
+            epoch_bar.update(1)
+            epoch_bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}",
+                                  best=f"{best_val:.4g}")
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted: evaluating the best model so far (epoch {best_epoch})",
+              file=sys.stderr)
+    finally:
+        epoch_bar.close()
+
+    if best is not None:
+        model.load_state_dict(best["model"])
+    return FitResult(history, best_epoch, best_val, interrupted, time.perf_counter() - t_start)
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    if history:
+        write_csv(path, pd.DataFrame(history))
+    elif path.exists():
+        path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# grid search
+
+@dataclass
+class GridResult:
+    model: nn.Module
+    params: dict
+    fit: FitResult | None
+    history: list[dict]
+    table: pd.DataFrame | None
+    run_dir: Path
+    interrupted: bool = False
+    trials: dict = field(default_factory=dict)
+
+
+def grid_points(hidden_sizes, lrs, grad_clips) -> list[dict]:
+    return [dict(zip(GRID_KEYS, values)) for values in itertools.product(hidden_sizes, lrs, grad_clips)]
+
+
+def trial_name(params: dict) -> str:
+    return f"h{params['hidden_size']}_lr{params['lr']:g}_clip{params['grad_clip']:g}"
+
+
+def read_grid(path: Path) -> pd.DataFrame:
+    """Read ``grid.csv``; a damaged file is named in a UsageError rather than silently redone."""
+    columns = ["trial", *GRID_KEYS, "best_val_loss", "best_epoch", "epochs_run", "seconds", "config"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    try:
+        table = pd.read_csv(path)
+    except Exception as err:
+        raise UsageError(f"{path}: unreadable grid file ({type(err).__name__}); delete it to "
+                         f"rerun every trial") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing or table[["best_val_loss", *GRID_KEYS]].isna().any().any():
+        what = f"missing columns {', '.join(missing)}" if missing else "empty cells"
+        raise UsageError(f"{path}: damaged grid file ({what}); delete it to rerun every trial")
+    return table
+
+
+def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: StepFn,
+             train, val, settings: TrainSettings, *, out_dir, identity: dict,
+             device: torch.device, seed: int = 0, resume: bool = False) -> GridResult:
+    """Train one model per grid point and return the best by validation loss.
+
+    ``build(params)`` returns a fresh model for a point (``params`` has hidden_size, lr,
+    grad_clip). With one point the run lives in ``out_dir`` itself and no ``grid.csv`` is
+    written; with several, each trial has ``out_dir/trials/<name>/`` and finished trials are
+    recorded in ``out_dir/grid.csv`` and skipped when the same configuration runs again.
+    """
+    out_dir = Path(out_dir)
+    if len(points) == 1:
+        params = points[0]
+        torch.manual_seed(seed)
+        model = build(params)
+        trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
+        result = fit(model, step_fn, train, val, trial_settings, run_dir=out_dir,
+                     identity={**identity, **params}, device=device, seed=seed, resume=resume)
+        return GridResult(model, params, result, result.history, None, out_dir, result.interrupted)
+
+    grid_path = out_dir / GRID
+    table = read_grid(grid_path)
+    config = stable_hash({"identity": identity, "settings": asdict(settings), "seed": seed})
+    results: dict[str, dict] = {}
+    interrupted = False
+    for number, params in enumerate(points, 1):
+        name = trial_name(params)
+        run_dir = out_dir / "trials" / name
+        done = table[(table["trial"] == name) & (table["config"] == config)]
+        if len(done) and (run_dir / CHECKPOINT).exists():
+            print(f"grid {number}/{len(points)} {name}: finished earlier, skipped", file=sys.stderr)
+            results[name] = {"params": params, "val": float(done["best_val_loss"].iloc[-1]),
+                             "run_dir": run_dir}
+            continue
+        run_dir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        model = build(params)
+        trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
+        can_resume = resume and (run_dir / CHECKPOINT).exists()
+        result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
+                     identity={**identity, **params}, device=device, seed=seed,
+                     resume=can_resume, desc=f"grid {number}/{len(points)} {name}")
+        results[name] = {"params": params, "val": result.best_val_loss, "run_dir": run_dir}
+        if result.interrupted:
+            interrupted = True
+            break
+        row = {"trial": name, **params, "best_val_loss": result.best_val_loss,
+               "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+               "seconds": round(result.seconds, 2), "config": config}
+        table = table[~((table["trial"] == name) & (table["config"] == config))]
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+        write_csv(grid_path, table)
+
+    finite = {k: v for k, v in results.items() if math.isfinite(v["val"])}
+    if not finite:
+        raise TrainingDiverged("no grid trial finished an epoch")
+    best_name = min(finite, key=lambda k: finite[k]["val"])
+    best = finite[best_name]
+    model = build(best["params"])
+    state = load_model_weights(best["run_dir"] / CHECKPOINT, model)
+    model.to(device)
+    _write_history(out_dir / HISTORY, state["history"])
+    current = table[table["config"] == config] if len(table) else table
+    return GridResult(model, best["params"], None, state["history"], current, best["run_dir"],
+                      interrupted, trials=results)
