@@ -102,6 +102,10 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                        help="decode the sequence in reverse order (x_T first)")
     model.add_argument("--bidirectional", action="store_true",
                        help="bidirectional encoder: z = [forward h_T, backward h_1]")
+    model.add_argument("--init", choices=("orthogonal", "torch"), default="orthogonal",
+                       help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
+                            "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
+                            "default uniform) (default orthogonal)")
 
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=epochs,

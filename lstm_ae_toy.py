@@ -30,7 +30,7 @@ TASK = "toy"
 
 
 def parse_args(argv=None):
-    common = common_parser(TASK, input_size=1, hidden_size=128, epochs=80, lr=1e-2, grad_clip=1.0)
+    common = common_parser(TASK, input_size=1, hidden_size=64, epochs=30, lr=1e-2, grad_clip=1.0)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     data = parser.add_argument_group("data")
     data.add_argument("--signal", choices=SIGNALS, default="sines",
@@ -74,14 +74,14 @@ def main(argv=None):
          for i, j in enumerate(train_idx[:3].tolist())],
         out_dir / "examples.png", title=f"Synthetic '{args.signal}' signals (normalised: "
                                         f"values in [0, 1], mean ½)",
-        xlabel="time step", ylabel="value", sharey=True)
+        xlabel="time step", ylabel="value (normalised)", sharey=True)
 
     # model(s): one per grid point; the best by validation loss is evaluated
     def build(params):
         return LSTMAutoencoder(args.input_size, params["hidden_size"], args.num_layers,
                                decoder=args.decoder, reverse=args.reverse,
                                bidirectional=args.bidirectional, output=args.output,
-                               teacher_forcing=args.teacher_forcing)
+                               teacher_forcing=args.teacher_forcing, init=args.init)
 
     settings = TrainSettings.from_args(args)
     data_config = dict(signal=args.signal, n_seqs=args.n_seqs, seq_len=args.seq_len, seed=args.seed,
@@ -138,7 +138,7 @@ def main(argv=None):
         out_dir / "reconstructions.png",
         title=f"LSTM AE reconstructions ('{args.signal}', hidden {grid.params['hidden_size']}, "
               f"test MSE {metrics['test_mse_original']:.3g} vs mean {metrics['baseline_mse_original']:.3g})",
-        xlabel="time step", ylabel="value", sharey=True)
+        xlabel="time step", ylabel="value (original units)", sharey=True)
     plot_histories({"": grid.history}, out_dir / "loss.png", title=f"Reconstruction loss ('{args.signal}')",
                    ylabel="MSE (normalised units)", logy=True)
     if grid.table is not None and len(grid.table) > 1:

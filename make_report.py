@@ -1,0 +1,143 @@
+"""Regenerate every report figure and the written report from real runs, with one command.
+
+    python make_report.py                    # all experiments, report settings, into report/
+    python make_report.py --quick --out-dir /tmp/report-quick   # same pipeline, tiny settings
+
+Each experiment runs its script's ``main`` with the script's own command line (shown in the
+report, so any section can be reproduced by hand), writing its figures, metrics.json, history and grid/cv tables under ``--out-dir``. A run whose
+command line and code are unchanged since it last finished is reused, not run again
+(``--force`` reruns everything). Then ``report.py`` writes ``<out-dir>/README.md``, reading every
+number from the runs' metrics.json / grid.csv / cv.csv.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cli import Parser, run
+from errors import UsageError
+from outputs import prepare_out_dir, write_json
+from report import write_report
+
+ROOT = Path(__file__).resolve().parent
+# the product's code: a change to any of these invalidates every finished run
+CODE = ("cli.py", "data.py", "errors.py", "models.py", "outputs.py", "plotting.py", "training.py")
+
+
+@dataclass
+class Experiment:
+    name: str              # sub-directory of --out-dir, e.g. "toy" or "toy/dip"
+    script: str
+    full: list[str]        # report settings
+    quick: list[str]       # tiny settings for --quick
+    data: bool = False     # needs --data-dir
+
+
+def experiments() -> list[Experiment]:
+    tiny_toy = ["--n-seqs", "200", "--epochs", "2", "--hidden-size", "8"]
+    return [
+        Experiment("toy", "lstm_ae_toy.py",
+                   ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"],
+                   [*tiny_toy[:4], "--hidden-size", "4", "8", "--lr", "1e-2", "--grad-clip", "0", "1"]),
+        Experiment("toy/plateau", "lstm_ae_toy.py", ["--init", "torch"], [*tiny_toy, "--init", "torch"]),
+        Experiment("toy/plateau-reverse", "lstm_ae_toy.py", ["--init", "torch", "--reverse"],
+                   [*tiny_toy, "--init", "torch", "--reverse"]),
+        Experiment("toy/dip", "lstm_ae_toy.py",
+                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "128", "--reverse",
+                    "--epochs", "60"],
+                   [*tiny_toy, "--signal", "dip", "--input-size", "10", "--reverse"]),
+        Experiment("toy/uniform", "lstm_ae_toy.py",
+                   ["--signal", "uniform", "--input-size", "10", "--hidden-size", "128",
+                    "--reverse", "--epochs", "60"],
+                   [*tiny_toy, "--signal", "uniform", "--input-size", "10", "--reverse"]),
+    ]
+
+
+def code_version(script: str) -> str:
+    digest = hashlib.sha1()
+    for name in (*CODE, script):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def command_line(exp: Experiment, out_dir: Path, quick: bool, data_dir: str | None) -> list[str]:
+    args = list(exp.quick if quick else exp.full)
+    if exp.data:
+        args += ["--data-dir", data_dir]
+    return ["python", exp.script, *args, "--out-dir", str(out_dir / exp.name)]
+
+
+def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str | None,
+                   force: bool, threads: int | None) -> dict:
+    """Run one experiment (or reuse its finished run); returns its stamp."""
+    run_dir = out_dir / exp.name
+    command = command_line(exp, out_dir, quick, data_dir)
+    stamp_path = run_dir / "run.json"
+    key = {"command": shlex.join(command), "code": code_version(exp.script)}
+    if not force and stamp_path.exists() and (run_dir / "metrics.json").exists():
+        stamp = json.loads(stamp_path.read_text())
+        if {k: stamp.get(k) for k in key} == key:
+            print(f"[{exp.name}] unchanged since its last run ({stamp['seconds']:.0f} s): reused",
+                  file=sys.stderr)
+            return {**stamp, "reused": True}
+    print(f"[{exp.name}] {key['command']}", file=sys.stderr)
+    extra = ["--threads", str(threads)] if threads else []
+    started = time.time()
+    script = importlib.import_module(Path(exp.script).stem)
+    status = run(script.main, [*command[2:], *extra])
+    if status != 0:
+        raise UsageError(f"experiment {exp.name} failed (exit {status}): {key['command']}")
+    stamp = {**key, "seconds": round(time.time() - started, 1), "quick": quick}
+    write_json(stamp_path, stamp)
+    return {**stamp, "reused": False}
+
+
+def parse_args(argv=None):
+    parser = Parser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out-dir", default="report",
+                        help="where every experiment's outputs and README.md go (default report/)")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings for every experiment (a check of the pipeline, "
+                             "under 2 minutes; its numbers mean nothing)")
+    parser.add_argument("--data-dir", default=os.environ.get("LSTM_AE_DATA_DIR", "data"),
+                        help="folder with MNIST/raw/ and sp500/ (default $LSTM_AE_DATA_DIR or data/)")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these experiments (e.g. toy mnist); the report still "
+                             "covers every finished one")
+    parser.add_argument("--force", action="store_true",
+                        help="rerun experiments even when a finished run is unchanged")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for each experiment (default: torch's choice)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out_dir = prepare_out_dir(args.out_dir)
+    chosen = experiments()
+    if args.only:
+        names = {e.name for e in chosen}
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            raise UsageError(f"--only {' '.join(unknown)}: unknown; choose from {', '.join(sorted(names))}")
+        chosen = [e for e in chosen if e.name in args.only]
+    started = time.time()
+    stamps = {}
+    for number, exp in enumerate(chosen, 1):
+        print(f"== experiment {number}/{len(chosen)}: {exp.name}", file=sys.stderr)
+        stamps[exp.name] = run_experiment(exp, out_dir, quick=args.quick, data_dir=args.data_dir,
+                                          force=args.force, threads=args.threads)
+    path = write_report(out_dir, [e.name for e in experiments()], quick=args.quick)
+    print(f"report written to {path} ({time.time() - started:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,49 @@
+"""Shared test fixtures.
+
+Tests that need the real data sets read them from ``../shared/data`` (or $LSTM_AE_SHARED_DATA).
+Locally they skip when it is missing; under CI=true they fail, so a CI run can never pass
+without having exercised the real data.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _shared_data() -> Path:
+    return Path(os.environ.get("LSTM_AE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        message = f"real data not found at {path} (set LSTM_AE_SHARED_DATA)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """Folder holding MNIST/raw/ and sp500/ (the read-only shared copies)."""
+    return _require(_shared_data())
+
+
+@pytest.fixture(scope="session")
+def mnist_root(shared_data_dir) -> Path:
+    """Root for torchvision.datasets.MNIST(root=...): holds MNIST/raw/."""
+    _require(shared_data_dir / "MNIST" / "raw" / "train-images-idx3-ubyte")
+    return shared_data_dir
+
+
+@pytest.fixture(scope="session")
+def sp500_csv(shared_data_dir) -> Path:
+    return _require(shared_data_dir / "sp500" / "SP 500 Stock Prices 2014-2017.csv")

@@ -1,0 +1,179 @@
+"""The toy script end to end, the shared training loop's resume/grid/NaN/Ctrl-C behaviour, and bad
+input: one line on stderr, exit 2, nothing overwritten."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lstm_ae_toy
+from cli import run
+from errors import TrainingDiverged
+from models import LSTMAutoencoder
+from training import TrainSettings, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--n-seqs", "60", "--seq-len", "10", "--hidden-size", "6", "--batch-size", "16",
+        "--epochs", "2", "--threads", "1"]
+
+
+def toy(out_dir, *extra):
+    return run(lstm_ae_toy.main, [*TINY, "--out-dir", str(out_dir), *extra])
+
+
+def test_end_to_end_writes_every_output(tmp_path):
+    assert toy(tmp_path) == 0
+    for name in ("examples.png", "reconstructions.png", "loss.png", "history.csv", "metrics.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["relative_mse"] == pytest.approx(metrics["test_mse"] / metrics["baseline_mse"])
+    assert metrics["config"]["hidden_size"] == [6]
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 2
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resumed_run_has_the_same_history_as_an_uninterrupted_one(tmp_path):
+    assert toy(tmp_path / "a", "--epochs", "4") == 0
+    assert toy(tmp_path / "b", "--epochs", "2") == 0
+    assert toy(tmp_path / "b", "--epochs", "4", "--resume") == 0
+    a = pd.read_csv(tmp_path / "a" / "history.csv")
+    b = pd.read_csv(tmp_path / "b" / "history.csv")
+    assert list(b["epoch"]) == [1, 2, 3, 4] == list(a["epoch"])
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    assert toy(tmp_path / "a") == 0
+    assert toy(tmp_path / "b") == 0
+    a = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert a["test_mse"] == b["test_mse"]
+
+
+def test_grid_writes_table_and_figure_and_rerun_skips_finished_trials(tmp_path, capsys):
+    grid = ["--hidden-size", "4", "6", "--lr", "1e-3", "1e-2", "--grad-clip", "0", "1"]
+    assert toy(tmp_path, *grid) == 0
+    table = pd.read_csv(tmp_path / "grid.csv")
+    assert len(table) == 8 and (tmp_path / "grid.png").exists()
+    best = table.loc[table["best_val_loss"].idxmin()]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["best_params"]["hidden_size"] == best["hidden_size"]
+    capsys.readouterr()
+    assert toy(tmp_path, *grid) == 0
+    assert capsys.readouterr().err.count("finished earlier, skipped") == 8
+    assert len(pd.read_csv(tmp_path / "grid.csv")) == 8
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
+    x = torch.rand(32, 5, 1)
+    settings = TrainSettings(epochs=4, batch_size=8)
+
+    def step(model, batch, calls=[0]):
+        calls[0] += 1
+        loss = F.mse_loss(model(batch[0]).recon, batch[0])
+        return (loss * float("nan") if calls[0] > 6 else loss), {}
+
+    model = LSTMAutoencoder(1, 4)
+    with pytest.raises(TrainingDiverged, match="epoch 2"):
+        fit(model, step, [x], [x], settings, run_dir=tmp_path, identity={}, device=torch.device("cpu"))
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["epoch"] == 1
+
+
+def test_ctrl_c_stops_training_and_keeps_the_best_model(tmp_path):
+    x = torch.rand(32, 5, 1)
+
+    def step(model, batch, calls=[0]):
+        calls[0] += model.training
+        if calls[0] == 10:  # 4 training steps an epoch: the 2nd step of epoch 3
+            raise KeyboardInterrupt
+        return F.mse_loss(model(batch[0]).recon, batch[0]), {}
+
+    model = LSTMAutoencoder(1, 4)
+    result = fit(model, step, [x], [x], TrainSettings(epochs=5, batch_size=8), run_dir=tmp_path,
+                 identity={}, device=torch.device("cpu"))
+    assert result.interrupted and len(result.history) == 2
+    best = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["best"]
+    assert best["epoch"] == result.best_epoch
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, best["model"][name])
+
+
+def error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+@pytest.mark.parametrize("flags, names", [
+    (["--hidden-size", "0"], "--hidden-size"),
+    (["--hidden-size", "-3"], "--hidden-size"),
+    (["--epochs", "0"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1e-3"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--grad-clip", "-1"], "--grad-clip"),
+    (["--input-size", "3"], "--input-size"),
+    (["--input-size", "0"], "--input-size"),
+    (["--optimizer", "adagrad"], "--optimizer"),
+    (["--n-seqs", "5"], "--n-seqs"),
+    (["--device", "tpu"], "--device"),
+])
+def test_bad_flags_give_one_line_and_exit_2(tmp_path, capsys, flags, names):
+    with pytest.raises(SystemExit) as exit_info:
+        code = toy(tmp_path, *flags)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    assert names in error_line(capsys)
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert toy(blocker / "out") == 2
+    assert "--out-dir" in error_line(capsys)
+
+
+def test_resume_without_checkpoint(tmp_path, capsys):
+    assert toy(tmp_path, "--resume") == 2
+    assert "no checkpoint" in error_line(capsys)
+
+
+def test_resume_from_corrupt_checkpoint_names_it_and_keeps_it(tmp_path, capsys):
+    assert toy(tmp_path) == 0
+    ckpt = tmp_path / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    damaged = ckpt.read_bytes()
+    metrics = (tmp_path / "metrics.json").read_bytes()
+    assert toy(tmp_path, "--resume", "--epochs", "3") == 2
+    assert "checkpoint.pt" in error_line(capsys)
+    assert ckpt.read_bytes() == damaged and (tmp_path / "metrics.json").read_bytes() == metrics
+
+
+def test_resume_with_a_different_configuration_is_refused(tmp_path, capsys):
+    assert toy(tmp_path) == 0
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    assert toy(tmp_path, "--resume", "--epochs", "3", "--hidden-size", "7") == 2
+    line = error_line(capsys)
+    assert "different configuration" in line and "hidden_size" in line
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_damaged_grid_file_is_named(tmp_path, capsys):
+    (tmp_path / "grid.csv").write_text("trial,hidden_size\nh4,4\n")
+    assert toy(tmp_path, "--hidden-size", "4", "6") == 2
+    assert "grid.csv" in error_line(capsys)
+
+
+def test_script_as_a_subprocess_prints_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "lstm_ae_toy.py"), "--lr", "-1",
+                           "--out-dir", str(tmp_path)], capture_output=True, text=True,
+                          env={**os.environ, "TQDM_DISABLE": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--lr" in proc.stderr
