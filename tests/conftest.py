@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The test models are tiny: one thread is faster than two, and never stalls on a busy machine.
+torch.set_num_threads(1)
 
 
 def _shared_data() -> Path:
