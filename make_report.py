@@ -53,10 +53,18 @@ def experiments() -> list[Experiment]:
                    ["--signal", "dip", "--input-size", "10", "--hidden-size", "128", "--reverse",
                     "--epochs", "60"],
                    [*tiny_toy, "--signal", "dip", "--input-size", "10", "--reverse"]),
+        Experiment("toy/dip-z32", "lstm_ae_toy.py",
+                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "32", "--reverse",
+                    "--epochs", "60"],
+                   [*tiny_toy, "--signal", "dip", "--input-size", "10", "--reverse"]),
         Experiment("toy/uniform", "lstm_ae_toy.py",
                    ["--signal", "uniform", "--input-size", "10", "--hidden-size", "128",
                     "--reverse", "--epochs", "60"],
                    [*tiny_toy, "--signal", "uniform", "--input-size", "10", "--reverse"]),
+        Experiment("snp500", "lstm_ae_snp500.py", [],
+                   ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
+                    "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"],
+                   data=True),
     ]
 
 

@@ -105,7 +105,9 @@ def toy_section(out_dir: Path) -> str:
     for name, what in (("toy", "default (orthogonal init, forget bias 1)"),
                        ("toy/plateau", "PyTorch's default init"),
                        ("toy/plateau-reverse", "PyTorch's default init + reversed target"),
-                       ("toy/dip", "dip signal"), ("toy/uniform", "uniform signal")):
+                       ("toy/dip", "dip signal, 10 values a step, hidden 128, reversed"),
+                       ("toy/dip-z32", "dip signal, 10 values a step, hidden 32 (z smaller than the sequence)"),
+                       ("toy/uniform", "uniform signal, 10 values a step, hidden 128, reversed")):
         run = load_run(out_dir, name)
         if run is None:
             rows.append([f"`{name}`", what, "not run", "", "", "", "", ""])
@@ -134,7 +136,7 @@ def toy_section(out_dir: Path) -> str:
         run = load_run(out_dir, name)
         if run:
             parts.append(f"Command ({label}): {command(run)}.")
-    for name in ("toy/dip", "toy/uniform"):
+    for name in ("toy/dip", "toy/dip-z32", "toy/uniform"):
         run = load_run(out_dir, name)
         if run:
             rm = run["metrics"]
@@ -144,6 +146,69 @@ def toy_section(out_dir: Path) -> str:
                       f"for {rm['config']['seq_len']} values and input size {rm['config']['input_size']}. "
                       f"Command: {command(run)}.", "",
                       image(run, "reconstructions.png", out_dir, f"{name} reconstructions")]
+    return "\n".join(parts) + "\n"
+
+
+def mnist_section(out_dir: Path) -> str:
+    return "## 2. MNIST (spec §3.2)\n\n" + missing("mnist")
+
+
+def snp500_section(out_dir: Path) -> str:
+    title = "## 3. S&P 500 prices (spec §3.3)"
+    run = load_run(out_dir, "snp500")
+    if run is None:
+        return f"{title}\n\n" + missing("snp500")
+    m = run["metrics"]
+    d, rec, pred = m["data"], m["reconstruction"], m["prediction"]
+    rt, rh = rec["test"], rec["test_held_out_symbols"]
+    parts = [title, "", (
+        f"**Setup.** Daily `{'`, `'.join(d['features'])}` of {d['symbols']} symbols over {d['trading_days']} "
+        f"trading days ({d['first_date']} to {d['last_date']}; {len(d['skipped_short_symbols'])} symbols too "
+        f"short for one window skipped, {d['filled_cells']} empty cells filled from the previous day). "
+        f"Windows of {m['config']['seq_len']} days. Out-of-time test set: every date from {d['test_start']} on, "
+        f"held out of every fold; {len(d['held_out_symbols'])} symbols held out of training altogether; the "
+        f"remaining symbols form {len(rec['folds'])} random folds grouped by symbol (no stock in both training "
+        f"and validation). Command: {command(run)}."), "",
+        image(run, "amzn_googl.png", out_dir, "AMZN and GOOGL daily high"), "",
+        "**Reconstruction, cross-validated** (each window normalised to [0, 1] with mean ½ by its own "
+        "statistics; dollars through the inverse):", "",
+        table(["fold", "validation symbols", "train windows", "best epoch", "val MSE (normalised)", "val MSE ($²)"],
+              [[f["fold"], f["val_symbols"], f["train_windows"], f["best_epoch"], f["val_mse"],
+                f["val_mse_dollars"]] for f in rec["folds"]]), "",
+        f"Fold {rec['chosen_fold']} has the lowest validation MSE and is evaluated:", "",
+        table(["test set", "windows", "MSE (normalised)", "window's own mean", "relative", "MSE ($²)",
+               "window mean ($²)", "relative ($)"],
+              [[name, t["windows"], t["mse"], t["mean_baseline_mse"], t["relative_mse"], t["mse_dollars"],
+                t["mean_baseline_mse_dollars"], t["relative_mse_dollars"]]
+               for name, t in (("out-of-time, all symbols", rt), ("out-of-time, held-out symbols", rh))]), "",
+        image(run, "reconstructions.png", out_dir, "three reconstructed test stocks"), ""]
+    rows = []
+    for name, key in (("validation", "validation"), ("out-of-time test", "test"),
+                      ("held-out symbols", "test_held_out_symbols")):
+        p = pred.get(key)
+        if p:
+            rows.append([name, p["targets"], p["lstm_mse_dollars"], p["persistence_mse_dollars"],
+                         p["linear_mse_dollars"], fmt(p["lstm_vs_persistence"], 4),
+                         fmt(p["linear_vs_persistence"], 4)])
+    lb = pred["linear_baseline"]
+    beats = "beats" if pred["beats_persistence"] else "does **not** beat"
+    parts += [
+        f"**Next-day prediction.** A head on the encoder state h_t predicts x_{{t+1}} (so it sees days 1..t "
+        f"only; windows scaled with statistics of the days before them). Baselines on the same days: "
+        f"persistence (tomorrow's high = today's) and a pooled linear AR({lb['order']}) on log-returns "
+        f"fitted on the training period.", "",
+        table(["split", "predicted days", "LSTM MSE ($²)", "persistence ($²)", f"AR({lb['order']}) ($²)",
+               "LSTM ÷ persistence", f"AR({lb['order']}) ÷ persistence"], rows), "",
+        f"On the out-of-time test set the LSTM {beats} persistence in dollars "
+        f"({fmt(pred['test']['lstm_vs_persistence'], 4)} × persistence MSE) and "
+        f"{'beats' if pred['beats_linear'] else 'does not beat'} the linear baseline "
+        f"({fmt(pred['test']['linear_vs_persistence'], 4)}). Measured with each error divided by the last "
+        f"price, the ratios are {fmt(pred['test']['lstm_vs_persistence_relative_errors'], 4)} (LSTM) and "
+        f"{fmt(pred['test']['linear_vs_persistence_relative_errors'], 4)} (linear): dollar errors weigh "
+        f"expensive stocks most, and a day's high is close to a random walk, so any gain over persistence "
+        f"is small.", "",
+        image(run, "losses.png", out_dir, "training and prediction loss"), "",
+        image(run, "prediction.png", out_dir, "next-day prediction of one test stock"), ""]
     return "\n".join(parts) + "\n"
 
 
@@ -162,7 +227,8 @@ def write_report(out_dir: Path, names: list[str], *, quick: bool = False) -> Pat
     ]
     if quick:
         header += ["> **Quick mode**: tiny settings that check the pipeline; these numbers mean nothing.", ""]
-    text = "\n".join(header) + "\n" + toy_section(out_dir)
+    text = "\n".join(header) + "\n" + "\n".join(
+        section(out_dir) for section in (toy_section, mnist_section, snp500_section))
     path = out_dir / "README.md"
     write_text(path, text)
     return path

@@ -1,0 +1,218 @@
+"""python -m bench: training-step speed of every model beside its reference implementation.
+
+Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
+then one row per configuration (toy, MNIST rows F_fc, MNIST rows F_conv, MNIST pixels F_fc,
+S&P 500 windows): ms per training step, the reference's ms per step and the speed-up, sequences
+per second, peak memory, achieved GFLOP/s of the LSTM gates and its fraction of the matmul peak
+(see bench/benchmark.py for how each is measured), and the issue's targets, met or not.
+
+    python -m bench --quick                       # under a minute, smaller batch and pixel mode
+    python -m bench --threads 2 --device cpu --time-to-accuracy --json report/performance.json \\
+        --markdown report/performance.md            # the full run behind report/performance.md
+    python -m bench --time-to-accuracy --no-table --device cpu --threads 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from bench import benchmark
+from bench.benchmark import CONFIG_NAMES, WORKER_MARK, Config
+from cli import Parser, positive_int, probability, resolve_device, run, setup_runtime
+from errors import UsageError
+from outputs import prepare_out_dir, write_json, write_text
+
+DATA_ENV = "LSTM_AE_DATA_DIR"
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    what = parser.add_argument_group("what to measure")
+    what.add_argument("--quick", action="store_true",
+                      help="a run under a minute: batch 32, pixel mode shortened to 112 steps, "
+                           "3 repeats, 1 warm-up step, a 1024² matmul peak")
+    what.add_argument("--configs", nargs="+", choices=CONFIG_NAMES, default=list(CONFIG_NAMES),
+                      metavar="NAME", help=f"configurations to measure, any of "
+                                           f"{', '.join(CONFIG_NAMES)} (default: all)")
+    what.add_argument("--no-table", action="store_true",
+                      help="skip the table (e.g. with --time-to-accuracy alone)")
+    what.add_argument("--repeats", type=positive_int, default=None,
+                      help="timed training steps per model; the median is reported "
+                           "(default 10, --quick 3)")
+    what.add_argument("--warmup", type=positive_int, default=None,
+                      help="untimed training steps per model before timing (default 2, --quick 1)")
+    what.add_argument("--batch-size", type=positive_int, default=None,
+                      help="sequences per training step (default 128, --quick 32)")
+    what.add_argument("--matmul-size", type=positive_int, default=None,
+                      help="n of the n × n fp32 matmul whose rate is the peak (default 2048, "
+                           "--quick 1024)")
+    what.add_argument("--no-subprocess", action="store_true",
+                      help="measure every configuration in this process (faster start-up; the "
+                           "peak-memory column is then a running maximum over the rows); default: "
+                           "one fresh subprocess per configuration")
+    what.add_argument("--profile", action="store_true",
+                      help="print a torch.profiler summary of one training step of MNIST rows "
+                           "F_fc and F_conv (always done with --markdown)")
+    what.add_argument("--seed", type=int, default=0,
+                      help="seed of the weights and the synthetic batch (default 0)")
+
+    tta = parser.add_argument_group("time to accuracy")
+    tta.add_argument("--time-to-accuracy", action="store_true",
+                     help="also train row-mode MNIST F_fc with lstm_ae_mnist.py's default "
+                          "settings until --target-accuracy on the test set and print the "
+                          "training seconds (on --device; auto = cuda when present)")
+    tta.add_argument("--target-accuracy", type=probability, default=0.98,
+                     help="test accuracy that stops --time-to-accuracy (default 0.98)")
+    tta.add_argument("--eval-every", type=positive_int, default=None, metavar="STEPS",
+                     help="training steps between test evaluations (clock paused during them; "
+                          "default a quarter of an epoch)")
+    tta.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                     help="train on a seeded subset of N images (default: all 54,000, the "
+                          "script's default)")
+    tta.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                     help="evaluate on the first N test images only (default: all 10,000; "
+                          "fewer only for a quick check, the accuracy is then noisier)")
+    tta.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "../shared/data"),
+                     help=f"folder holding MNIST/raw/ (default ${DATA_ENV} if set, "
+                          f"else ../shared/data)")
+
+    out = parser.add_argument_group("run and outputs")
+    out.add_argument("--device", default="auto",
+                     help="auto (the CPU, and CUDA too when present), cpu, cuda or cuda:N "
+                          "(default auto)")
+    out.add_argument("--threads", type=positive_int, default=None,
+                     help="CPU threads for torch (default: torch's choice, one per core)")
+    out.add_argument("--json", default=None, metavar="FILE",
+                     help="write the rows, the machine and every raw timing to FILE (JSON)")
+    out.add_argument("--markdown", default=None, metavar="FILE",
+                     help="write the report (command, machine, table, targets, profiles) to "
+                          "FILE, e.g. report/performance.md")
+    out.add_argument("--worker", default=None, metavar="CONFIG_JSON",
+                     help="internal: measure the one configuration given as JSON and print its "
+                          "raw row (how each configuration gets its own process)")
+    out.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    return parser.parse_args(argv)
+
+
+def devices_of(name: str) -> list[torch.device]:
+    if name == "auto":
+        return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    return [resolve_device(name)]
+
+
+def check_output(path: str | None, flag: str) -> None:
+    if path is not None:
+        prepare_out_dir(Path(path).parent if Path(path).parent != Path("") else Path("."), flag)
+        if Path(path).is_dir():
+            raise UsageError(f"{flag} {path}: is a folder; give a file name")
+
+
+def worker(args) -> None:
+    try:
+        config = Config(**json.loads(args.worker))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--worker: not a configuration ({err})") from None
+    raw = benchmark.measure(config, resolve_device(args.device), args.repeats, args.warmup,
+                            args.seed)
+    print(WORKER_MARK + json.dumps(raw), flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    # the scripts' runtime setup (thread count, and whatever else cli.setup_runtime applies), so
+    # the models are timed as the scripts run them
+    setup_runtime(argparse.Namespace(threads=args.threads, device="cpu"))
+    quick = args.quick
+    args.repeats = args.repeats or (3 if quick else 10)
+    args.warmup = args.warmup or (1 if quick else 2)
+    if args.worker is not None:
+        return worker(args)
+    matmul_n = args.matmul_size or (1024 if quick else 2048)
+    devices = devices_of(args.device)
+    check_output(args.json, "--json")
+    check_output(args.markdown, "--markdown")
+    if args.time_to_accuracy and not (Path(args.data_dir) / "MNIST" / "raw").is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no MNIST/raw/ there (needed by "
+                         f"--time-to-accuracy; set --data-dir or ${DATA_ENV})")
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+
+    info = benchmark.machine_info(devices)
+    print(f"torch {info['torch']}, threads: {info['threads']}; CPU: {info['cpu']} "
+          f"({info['cores']} cores, {info['cpu_capability']}, load average "
+          f"{info['load_average'][0]:.2f})"
+          + (f"; GPU: {info['cuda']}" if "cuda" in info else ""))
+    if info["load_average"][0] + info["threads"] > info["cores"] + 0.5:
+        print(f"warning: load average {info['load_average'][0]:.1f} on {info['cores']} cores with "
+              f"{info['threads']} torch thread(s): other processes compete for the CPU, so the "
+              f"timings are pessimistic and noisy (and threads may spin-wait on each other)",
+              file=sys.stderr)
+    result = {"command": command, "machine": info, "rows": [], "matmul_peak_gflops": {},
+              "settings": {"quick": quick, "repeats": args.repeats, "warmup": args.warmup,
+                           "matmul_n": matmul_n, "matmul_repeats": 5, "seed": args.seed,
+                           "subprocess": not args.no_subprocess}}
+
+    configs = [c for c in benchmark.configurations(quick, args.batch_size)
+               if c.name in args.configs]
+    if not args.no_table:
+        for device in devices:
+            peak = benchmark.matmul_peak(device, matmul_n)
+            result["matmul_peak_gflops"][str(device)] = peak
+            print(f"{device}: fp32 matmul peak {peak:.1f} GFLOP/s ({matmul_n}² torch.mm)")
+        for device in devices:
+            for config in configs:
+                print(f"measuring {config.label} on {device} ...", file=sys.stderr, flush=True)
+                if args.no_subprocess:
+                    raw = benchmark.measure(config, device, args.repeats, args.warmup, args.seed)
+                else:
+                    try:
+                        raw = benchmark.measure_in_subprocess(config, device, args.repeats,
+                                                              args.warmup, args.seed, args.threads)
+                    except benchmark.BenchmarkError as err:
+                        raise SystemExit(f"python -m bench: error: {err}") from None
+                result["rows"].append(
+                    benchmark.summarize(raw, result["matmul_peak_gflops"][str(device)]))
+        print()
+        print(benchmark.format_table(result["rows"]))
+
+    if args.profile or args.markdown:
+        result["profiles"] = {}
+        by_name = {c.name: c for c in benchmark.configurations(quick, args.batch_size)}
+        for device in devices:
+            for name in ("mnist-row-fc", "mnist-row-conv"):
+                config = by_name[name]
+                for which in ("product", "reference"):
+                    prof = benchmark.profile_step(config, device, which, seed=args.seed)
+                    key = (f"{config.label}{' reference' if which == 'reference' else ''} on "
+                           f"{device} (T={config.steps}, batch {config.batch})")
+                    result["profiles"][key] = prof
+                    if args.profile:
+                        print(f"\nprofile of one training step: {key}\n{prof['table']}")
+                    print(benchmark.describe_profile(key, prof))
+
+    if args.time_to_accuracy:
+        from bench.accuracy import time_to_accuracy
+        device = resolve_device("auto" if args.device == "auto" else args.device)
+        tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
+                               args.train_size, args.seed, args.test_size,
+                               log=lambda text: print(text, file=sys.stderr, flush=True))
+        result["time_to_accuracy"] = tta
+        print(tta["summary"])
+
+    print()
+    for line in benchmark.targets(result["rows"], result.get("time_to_accuracy")):
+        print(line)
+    if args.json:
+        write_json(args.json, result)
+    if args.markdown:
+        write_text(args.markdown, benchmark.markdown_report(result))
+        print(f"report written to {args.markdown}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

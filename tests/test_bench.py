@@ -1,0 +1,163 @@
+"""bench/: the --quick benchmark runs and fills every column; the references compute exactly what
+the product models compute on the same weights (so the speed comparison is fair). No test here
+asserts a speed."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench import benchmark
+from bench.__main__ import main
+from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceConvLSTMCell,
+                             ReferenceLSTMAutoencoder)
+from cli import run
+from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, LSTMAutoencoder,
+                    PredictorHead)
+
+ROW_KEYS = ("config", "device", "ms_per_step", "reference_ms_per_step", "speedup",
+            "sequences_per_s", "peak_mem_mb", "gflops", "fraction_of_peak", "matmul_peak_gflops",
+            "gflop_per_step", "product_ms", "reference_ms")
+TINY = ["--quick", "--threads", "1", "--batch-size", "4", "--repeats", "1", "--warmup", "1",
+        "--matmul-size", "256"]
+
+
+def _assert_same(a, b, atol=1e-5):
+    for name, u, v in zip(a._fields, a, b):
+        assert u.shape == v.shape, name
+        assert torch.allclose(u, v, atol=atol), (name, (u - v).abs().max().item())
+
+
+def _check_rows(rows, names):
+    assert [r["config"] for r in rows] == list(names)
+    for row in rows:
+        for key in ROW_KEYS:
+            assert key in row, key
+        for key in ("ms_per_step", "reference_ms_per_step", "speedup", "sequences_per_s",
+                    "peak_mem_mb", "gflops", "fraction_of_peak"):
+            assert math.isfinite(row[key]) and row[key] > 0, (row["config"], key, row[key])
+
+
+def test_quick_in_process_every_row_and_column(tmp_path, capsys):
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "performance.md"
+    assert run(main, TINY + ["--no-subprocess", "--json", str(out_json),
+                             "--markdown", str(out_md)]) == 0
+    result = json.loads(out_json.read_text())
+    _check_rows(result["rows"], benchmark.CONFIG_NAMES)
+    assert result["matmul_peak_gflops"]["cpu"] > 0
+    printed = capsys.readouterr().out
+    assert "torch " in printed and "threads: 1" in printed and "speed-up" in printed
+    report = out_md.read_text()
+    assert "python -m bench --quick" in report          # the exact command
+    assert "| configuration |" in report and report.count("| cpu |") == 5
+    assert "## Machine" in report and "## Where the time goes" in report
+    assert "MNIST rows F_fc" in report and "MNIST rows F_conv" in report
+    assert set(result["profiles"]) and all(p["shares"] for p in result["profiles"].values())
+
+
+def test_quick_subprocess_row(tmp_path):
+    """The default mode measures each configuration in its own process (honest peak memory)."""
+    out_json = tmp_path / "bench.json"
+    assert run(main, TINY + ["--configs", "toy", "--json", str(out_json)]) == 0
+    result = json.loads(out_json.read_text())
+    _check_rows(result["rows"], ["toy"])
+    assert result["settings"]["subprocess"] is True
+    assert result["rows"][0]["base_rss_mb"] <= result["rows"][0]["peak_mem_mb"]
+
+
+@pytest.mark.parametrize("m, hidden, output", [(1, 8, "sigmoid"), (28, 16, "sigmoid"),
+                                               (3, 5, "linear")])
+def test_reference_lstm_matches_product(m, hidden, output):
+    torch.manual_seed(0)
+    product = LSTMAutoencoder(m, hidden, output=output)
+    reference = ReferenceLSTMAutoencoder.from_product(product)
+    x = torch.rand(4, 7, m)
+    _assert_same(product(x), reference(x))
+    # the same gradients too: one training step does the same work
+    product(x).recon.square().sum().backward()
+    reference(x).recon.square().sum().backward()
+    assert torch.allclose(product.encoder.weight_hh_l0.grad, reference.encoder_cell.weight_hh.grad,
+                          atol=1e-5)
+    assert torch.allclose(product.decoder.bias_ih_l0.grad, reference.decoder_cell.bias_ih.grad,
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize("channels, kernel", [(8, 5), (3, 3), (16, 1)])
+def test_reference_convlstm_matches_product(channels, kernel):
+    torch.manual_seed(0)
+    product = ConvLSTMAutoencoder(10, channels, kernel)
+    reference = ReferenceConvLSTMAutoencoder.from_product(product)
+    x = torch.rand(3, 6, 10)
+    _assert_same(product(x), reference(x))
+    product(x).recon.sum().backward()
+    reference(x).recon.sum().backward()
+    grad = torch.cat([product.decoder[0].input_conv.weight.grad,
+                      product.decoder[0].hidden_conv.weight.grad], dim=1)
+    assert torch.allclose(grad, reference.decoder_cell.conv.weight.grad, atol=1e-5)
+
+
+def test_reference_cell_is_the_concatenated_convolution():
+    """The ndrplz cell: one convolution of cat([x_t, h]) split as gates [i, f, o, g]."""
+    torch.manual_seed(0)
+    cell = ReferenceConvLSTMCell(2, 3, 3)
+    x, h, c = torch.rand(2, 2, 7), torch.rand(2, 3, 7), torch.rand(2, 3, 7)
+    gates = F.conv1d(torch.cat([x, h], 1), cell.conv.weight, cell.conv.bias, padding=1)
+    i, f, o, g = gates.chunk(4, 1)
+    c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h_next, c_out = cell(x, (h, c))
+    assert torch.allclose(c_out, c_next)
+    assert torch.allclose(h_next, torch.sigmoid(o) * torch.tanh(c_next))
+
+
+def test_benchmark_pairs_compute_the_same_loss():
+    """For every configuration, product and reference (with its head) give the same loss."""
+    for config in benchmark.configurations(quick=True, batch=3):
+        product, reference = benchmark.build_models(config)
+        batch = benchmark.make_batch(config, torch.device("cpu"))
+        loss = benchmark.loss_fn(config)
+        assert torch.allclose(loss(product, batch), loss(reference, batch), atol=1e-5), config.name
+
+
+def test_references_refuse_what_they_do_not_cover():
+    with pytest.raises(ValueError, match="bidirectional"):
+        ReferenceLSTMAutoencoder.from_product(LSTMAutoencoder(1, 4, bidirectional=True))
+    with pytest.raises(ValueError, match="num_layers"):
+        ReferenceConvLSTMAutoencoder.from_product(ConvLSTMAutoencoder(4, 2, 3, num_layers=2))
+
+
+def test_gate_flops_formula():
+    fc = benchmark.Config("x", "x", "fc", steps=10, input_size=3, hidden=4, batch=2)
+    assert benchmark.gate_flops(fc) == 3 * 2 * 10 * 2 * 4 * 4 * ((3 + 4) + (4 + 4))
+    conv = benchmark.Config("y", "y", "conv", steps=5, input_size=6, hidden=2, batch=1,
+                            kernel_size=3)
+    assert benchmark.gate_flops(conv) == 3 * 5 * 2 * 4 * 2 * 3 * 6 * ((1 + 2) + (2 + 2))
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    if not torch.cuda.is_available():
+        assert run(main, ["--device", "cuda", "--no-table"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run(main, ["--json", str(blocker / "out.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and len(err.strip().splitlines()) == 1
+    assert run(main, ["--time-to-accuracy", "--no-table", "--data-dir", str(tmp_path)]) == 2
+    assert "MNIST" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--configs", "nope"])
+    assert exit_info.value.code == 2
+
+
+def test_time_to_accuracy_stops_at_the_target(mnist_root, tmp_path):
+    out_json = tmp_path / "tta.json"
+    assert run(main, ["--time-to-accuracy", "--no-table", "--device", "cpu", "--threads", "1",
+                      "--data-dir", str(mnist_root), "--train-size", "256", "--test-size", "500",
+                      "--eval-every", "1",
+                      "--target-accuracy", "0.05", "--json", str(out_json)]) == 0
+    tta = json.loads(out_json.read_text())["time_to_accuracy"]
+    assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
+    assert tta["train_seconds"] > 0 and tta["hidden_size"] == 256   # the script's default F_fc
