@@ -99,3 +99,314 @@ def synthetic_signals(kind: str, n_seqs: int = 10_000, seq_len: int = 50, seed: 
     else:
         raise UsageError(f"--signal {kind!r}: expected one of {', '.join(SIGNALS)}")
     return torch.from_numpy(values).float()
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST (spec 000, §2 and §3.2)
+#
+# The whole set is read once into tensors through torchvision's IDX reader (``.data`` and
+# ``.targets``; no per-item PIL transforms, no worker processes). Pixels are uint8 / 255, so
+# already in [0, 1]. Validation = a seeded 10 % (6,000) of the 60,000 training images; the
+# 10,000 test images are kept for the final numbers only.
+
+MNIST_TRAIN_SIZE = 60_000
+MNIST_VAL_FRACTION = 0.1
+
+
+def load_mnist(data_dir, train: bool = True, download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST from ``data_dir`` (torchvision layout: <data_dir>/MNIST/raw/*-ubyte) →
+    (images (N, 28, 28) float32 in [0, 1], labels (N,) int64). N = 60,000 (train) or 10,000.
+
+    Missing files (and no ``download``) are a one-line UsageError saying where they were looked
+    for and how to get them.
+    """
+    from pathlib import Path
+
+    import torchvision
+
+    root = Path(data_dir)
+    raw = root / "MNIST" / "raw"
+    try:
+        dataset = torchvision.datasets.MNIST(root=str(root), train=train, download=download)
+    except RuntimeError as err:
+        if "not found" in str(err).lower():
+            raise UsageError(f"--data-dir {root}: MNIST files not found in {raw}/ (run once with "
+                             f"--download, or point --data-dir / $LSTM_AE_DATA_DIR at a folder "
+                             f"holding MNIST/raw/)") from None
+        raise UsageError(f"--data-dir {root}: cannot read MNIST from {raw}/ ({err})") from None
+    except Exception as err:  # failed download (no network), truncated or corrupt IDX file, ...
+        what = "cannot download MNIST" if download else f"cannot read MNIST from {raw}/"
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise UsageError(f"--data-dir {root}: {what} ({message})") from None
+    images = dataset.data.float().div_(255.0)                  # (N, 28, 28) uint8 → [0, 1]
+    labels = dataset.targets.long()                            # (N,)
+    return images, labels
+
+
+def mnist_split(seed: int, train_size: int | None = None,
+                n: int = MNIST_TRAIN_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded (train, validation) indices into the n = 60,000 training images.
+
+    Validation is always the same seeded 10 % (6,000 images for a given seed); ``train_size``
+    takes a seeded subset of the remaining 90 % (54,000), for quick runs and tests.
+    """
+    train_idx, val_idx, _ = split_indices(n, seed, (1 - MNIST_VAL_FRACTION, MNIST_VAL_FRACTION, 0.0))
+    if train_size is not None:
+        if not 0 < train_size <= len(train_idx):
+            raise UsageError(f"--train-size {train_size}: must be between 1 and {len(train_idx)} "
+                             f"(the training images left after the 10 % validation split)")
+        pick = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(seed + 1))
+        train_idx = train_idx[pick[:train_size]]
+    return train_idx, val_idx
+
+
+# ---------------------------------------------------------------------------------------------
+# S&P 500 daily prices 2014-2017 (spec 000, §2 and §3.3)
+#
+# ``load_sp500`` reads the Kaggle CSV (columns symbol,date,open,high,low,close,volume, one row per
+# symbol and trading day) into a ``PriceTable``: dollars on a (symbols × trading days × features)
+# grid whose calendar is every date in the file, NaN where a symbol has no usable value. Each
+# problem is a one-line UsageError naming the file, the column and the lines: file missing or not
+# a CSV, a required column missing (symbol, date, each feature), a date that does not parse, an
+# empty symbol, a (symbol, date) pair given twice, a price cell that is text, ±Inf or ≤ 0.
+#
+# Missing cells (the real file has 19 empty open/high/low cells in 11 rows) follow ``missing``:
+# - "ffill" (default): an empty cell takes the same symbol's value on its previous row (its
+#   previous trading day): causal, never a later value. An empty cell on a symbol's first row has
+#   nothing before it, so that day is dropped for the symbol.
+# - "drop": the day is dropped for that symbol (no window spans it).
+# - "error": the file is refused, naming the lines.
+# Symbols with fewer days (listed later, delisted, or with gaps in the file) keep the days they
+# have: a window only covers consecutive calendar days on which the symbol has a value, so a
+# symbol gives windows only where it has ``lookback + seq_len`` such days in a row (``max_run``).
+#
+# ``make_windows`` cuts windows of ``seq_len`` consecutive trading days, every ``stride`` days
+# from the first possible start, inside a date range [lo, hi) of the calendar, each with the
+# ``lookback`` days before it (which may lie before lo: they are the past). Normalisation:
+# - reconstruction: ``normalize(windows.raw)``, each window with its own statistics (x ∈ [0, 1],
+#   mean ½; spec §2); ``denormalize`` gives dollars back. It uses the whole window, so the value
+#   at t depends on later days: fine for reconstruction, a leak for prediction.
+# - prediction: ``causal_normalize(windows.raw, windows.history, spread)`` scales the window with
+#   statistics of the ``lookback`` days before it (known at its start: their mean price, and
+#   ± ``spread`` of it spans [0, 1]), so x_t depends on prices up to day t only.
+# Splits: ``symbol_split`` holds out whole symbols and groups the rest into K folds by symbol;
+# ``date_cutoff`` puts the last part of the calendar aside as the out-of-time test period.
+
+SP500_FILE = "sp500/SP 500 Stock Prices 2014-2017.csv"
+SP500_PRICES = ("open", "high", "low", "close")
+SP500_MISSING = ("ffill", "drop", "error")
+
+
+def _lines(index, limit: int = 5) -> str:
+    """File line numbers (header = line 1) of DataFrame rows, at most ``limit`` of them."""
+    lines = [str(int(i) + 2) for i in index[:limit]]
+    more = f" and {len(index) - limit} more" if len(index) > limit else ""
+    return ", ".join(lines) + more
+
+
+class PriceTable(NamedTuple):
+    path: str
+    dates: np.ndarray          # (D,) datetime64[ns]: the calendar, every date in the file, sorted
+    symbols: list              # (S,) symbols, sorted
+    features: tuple            # (F,) price columns, e.g. ("high",)
+    values: np.ndarray         # (S, D, F) float64 dollars; NaN: no usable value that day
+    filled: int                # cells filled by the "ffill" policy
+
+    def series(self, symbol: str) -> np.ndarray:
+        """(D, F) dollars of one symbol on the calendar."""
+        return self.values[self.symbols.index(symbol)]
+
+
+def load_sp500(path, features=("high",), missing: str = "ffill",
+               flag: str = "--data-file") -> PriceTable:
+    """Read and validate the S&P 500 CSV (see the section comment); ``flag`` names the file's
+    command-line flag in error messages."""
+    import os
+
+    import pandas as pd
+
+    path = str(path)
+    features = tuple(features)
+    if missing not in SP500_MISSING:
+        raise UsageError(f"--missing {missing!r}: expected one of {', '.join(SP500_MISSING)}")
+    bad = [f for f in features if f not in SP500_PRICES]
+    if bad:
+        raise UsageError(f"--feature {bad[0]!r}: expected one of {', '.join(SP500_PRICES)}")
+    if not os.path.isfile(path):
+        raise UsageError(f"{flag} {path}: no such file")
+    try:
+        header = list(pd.read_csv(path, nrows=0).columns)
+        for column in ("symbol", "date", *features):
+            if column not in header:
+                raise UsageError(f"{path}: required column {column!r} missing (columns found: "
+                                 f"{', '.join(map(str, header)) or 'none'})")
+        frame = pd.read_csv(path, usecols=["symbol", "date", *features],
+                            dtype={"symbol": str, "date": str}, keep_default_na=False,
+                            na_values={f: ["", "NA", "NaN", "nan", "null"] for f in features})
+    except UsageError:
+        raise
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UsageError(f"{path}: not a readable CSV ({message})") from None
+
+    empty = frame.index[frame["symbol"].str.strip() == ""]
+    if len(empty):
+        raise UsageError(f"{path}: empty symbol in column 'symbol' (line {_lines(empty)})")
+    dates = pd.to_datetime(frame["date"].str.strip(), format="ISO8601", errors="coerce")
+    bad_dates = frame.index[dates.isna()]
+    if len(bad_dates):
+        raise UsageError(f"{path}: unparsable date {frame['date'][bad_dates[0]]!r} in column "
+                         f"'date' (line {_lines(bad_dates)}); expected YYYY-MM-DD")
+    frame["date"] = dates
+    frame["symbol"] = frame["symbol"].str.strip()
+    duplicated = frame.index[frame.duplicated(["symbol", "date"], keep="first")]
+    if len(duplicated):
+        raise UsageError(f"{path}: symbol and date repeated (line {_lines(duplicated)})")
+
+    empty_cells = pd.Series(False, index=frame.index)
+    for column in features:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        text = frame.index[values.isna() & frame[column].notna()]
+        if len(text):
+            raise UsageError(f"{path}: column {column!r} holds text {frame[column][text[0]]!r} "
+                             f"(line {_lines(text)})")
+        infinite = frame.index[np.isinf(values.to_numpy(dtype=float))]
+        if len(infinite):
+            raise UsageError(f"{path}: column {column!r} holds ±Inf (line {_lines(infinite)})")
+        not_positive = frame.index[values <= 0]
+        if len(not_positive):
+            raise UsageError(f"{path}: column {column!r} holds a price ≤ 0 "
+                             f"(line {_lines(not_positive)})")
+        frame[column] = values.astype(float)
+        empty_cells |= values.isna()
+    if missing == "error" and empty_cells.any():
+        rows = frame.index[empty_cells]
+        raise UsageError(f"{path}: empty cell in column(s) {', '.join(features)} "
+                         f"(line {_lines(rows)}); --missing ffill or drop handles them")
+
+    frame = frame.sort_values(["symbol", "date"], kind="stable")
+    filled = 0
+    if missing == "ffill":
+        before = int(frame[list(features)].isna().sum().sum())
+        frame[list(features)] = frame.groupby("symbol", sort=False)[list(features)].ffill()
+        filled = before - int(frame[list(features)].isna().sum().sum())
+
+    calendar = np.sort(frame["date"].unique()).astype("datetime64[ns]")
+    symbols = sorted(frame["symbol"].unique())
+    values = np.full((len(symbols), len(calendar), len(features)), np.nan)
+    rows = np.searchsorted(symbols, frame["symbol"].to_numpy())
+    cols = np.searchsorted(calendar, frame["date"].to_numpy().astype("datetime64[ns]"))
+    values[rows, cols] = frame[list(features)].to_numpy(dtype=float)
+    values[np.isnan(values).any(-1)] = np.nan                 # a day counts only with every feature
+    return PriceTable(path, calendar, symbols, features, values, filled)
+
+
+def select_symbols(table: PriceTable, symbols, flag: str = "--symbols") -> PriceTable:
+    """The table restricted to ``symbols`` (in the order given); an unknown symbol is a
+    UsageError suggesting close matches."""
+    import difflib
+
+    index = []
+    for symbol in symbols:
+        if symbol not in table.symbols and symbol.upper() in table.symbols:
+            symbol = symbol.upper()
+        if symbol not in table.symbols:
+            close = difflib.get_close_matches(symbol.upper(), table.symbols, n=3, cutoff=0.5)
+            hint = f"; close matches: {', '.join(close)}" if close else ""
+            raise UsageError(f"{flag} {symbol}: unknown symbol, not in {table.path}{hint}")
+        if table.symbols.index(symbol) not in index:
+            index.append(table.symbols.index(symbol))
+    return table._replace(symbols=[table.symbols[i] for i in index], values=table.values[index])
+
+
+def max_run(table: PriceTable) -> np.ndarray:
+    """(S,) the longest run of consecutive calendar days on which each symbol has a value."""
+    valid = ~np.isnan(table.values).any(-1)                   # (S, D)
+    best = np.zeros(len(valid), dtype=int)
+    run = np.zeros(len(valid), dtype=int)
+    for day in range(valid.shape[1]):
+        run = np.where(valid[:, day], run + 1, 0)
+        best = np.maximum(best, run)
+    return best
+
+
+class PriceWindows(NamedTuple):
+    raw: torch.Tensor       # (N, T, F) float64 dollars: T consecutive trading days
+    history: torch.Tensor   # (N, L, F) float64 dollars: the L trading days before each window
+    symbol: np.ndarray      # (N,) index into the table's symbols
+    start: np.ndarray       # (N,) calendar index of each window's first day
+
+
+def make_windows(table: PriceTable, seq_len: int, stride: int, lookback: int = 0,
+                 lo: int = 0, hi: int | None = None, symbols=None) -> PriceWindows:
+    """Windows of ``seq_len`` consecutive trading days lying in calendar days [lo, hi), each with
+    its ``lookback`` previous days, for the symbol indices ``symbols`` (default all). Per symbol
+    the first window starts at the first day where one fits, the next ``stride`` days later (or at
+    the next day where one fits, after a gap)."""
+    hi = len(table.dates) if hi is None else hi
+    symbols = range(len(table.symbols)) if symbols is None else symbols
+    span = lookback + seq_len
+    raw, history, owner, starts = [], [], [], []
+    for s in symbols:
+        valid = ~np.isnan(table.values[s]).any(-1)            # (D,)
+        counts = np.concatenate([[0], np.cumsum(valid)])
+        first = np.arange(max(lo, lookback), hi - seq_len + 1)  # candidate first days
+        fits = first[counts[first + seq_len] - counts[first - lookback] == span]
+        chosen, next_start = [], -1
+        for day in fits:
+            if day >= next_start:
+                chosen.append(day)
+                next_start = day + stride
+        for day in chosen:
+            block = table.values[s, day - lookback:day + seq_len]   # (L + T, F)
+            history.append(block[:lookback])
+            raw.append(block[lookback:])
+            owner.append(s)
+            starts.append(day)
+    n_features = len(table.features)
+    if not raw:
+        return PriceWindows(torch.zeros(0, seq_len, n_features, dtype=torch.float64),
+                            torch.zeros(0, lookback, n_features, dtype=torch.float64),
+                            np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+    return PriceWindows(torch.from_numpy(np.stack(raw)), torch.from_numpy(np.stack(history)),
+                        np.asarray(owner), np.asarray(starts))
+
+
+def take_windows(windows: PriceWindows, mask) -> PriceWindows:
+    """The windows selected by a boolean mask or index array."""
+    index = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+    tensor_index = torch.from_numpy(index).long()
+    return PriceWindows(windows.raw[tensor_index], windows.history[tensor_index],
+                        windows.symbol[index], windows.start[index])
+
+
+def causal_normalize(raw: torch.Tensor, history: torch.Tensor,
+                     spread: float | None = 0.2) -> tuple[torch.Tensor, NormStats]:
+    """Scale windows (N, T, F) with statistics of the days before them (N, L, F), through the
+    shared ``normalize`` map, so x_t depends on prices up to day t only (no look-ahead);
+    ``denormalize(x, stats)`` gives dollars back.
+
+    centre = the history's mean price; scale = 2 · ``spread`` · centre: a move of ± spread
+    (relative to the recent mean) spans [0, 1], and x_{t+1} - x_t ≈ (log-return) / (2 · spread)
+    for every stock, whatever its price or volatility. ``spread=None`` takes the history's own
+    largest deviation instead (``normalize(history)``), which scales each stock by its recent
+    range and so down-weights the volatile ones.
+    """
+    _, stats = normalize(history)
+    if spread is not None:
+        stats = NormStats(stats.center, 2 * spread * stats.center.abs())
+    return normalize(raw, stats)
+
+
+def symbol_split(n_symbols: int, folds: int, holdout: float, seed: int):
+    """Seeded split of symbol indices: (held-out symbols, list of ``folds`` disjoint groups of the
+    others). Held out: round(holdout · n), at least 1 when holdout > 0."""
+    order = np.random.default_rng(seed).permutation(n_symbols)
+    n_held = max(1, int(round(holdout * n_symbols))) if holdout > 0 else 0
+    held, rest = np.sort(order[:n_held]), order[n_held:]
+    return held, [np.sort(group) for group in np.array_split(rest, folds)]
+
+
+def date_cutoff(n_dates: int, test_fraction: float) -> int:
+    """Calendar index of the first out-of-time test day: the last ``test_fraction`` of the dates."""
+    return n_dates - int(round(test_fraction * n_dates))

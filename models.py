@@ -49,11 +49,16 @@ class LSTMAutoencoder(nn.Module):
         teacher_forcing: autoregressive only; probability, during training, of feeding the true
             previous value instead of the model's own. Never used in evaluation mode.
         dropout: between stacked layers.
+        init: "orthogonal" (default: orthogonal recurrent weights, Xavier input weights, forget
+            gate bias 1) or "torch" (PyTorch's uniform default). With PyTorch's default the
+            repeat-z AE sits on the "predict the mean" plateau for dozens of epochs; see
+            ``init_lstm_``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  decoder: str = "repeat", reverse: bool = False, bidirectional: bool = False,
-                 output: str = "sigmoid", teacher_forcing: float = 0.0, dropout: float = 0.0):
+                 output: str = "sigmoid", teacher_forcing: float = 0.0, dropout: float = 0.0,
+                 init: str = "orthogonal"):
         super().__init__()
         if decoder not in ("repeat", "autoregressive"):
             raise ValueError(f"decoder must be 'repeat' or 'autoregressive', got {decoder!r}")
@@ -61,7 +66,8 @@ class LSTMAutoencoder(nn.Module):
             raise ValueError(f"output must be 'sigmoid' or 'linear', got {output!r}")
         self.config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                            decoder=decoder, reverse=reverse, bidirectional=bidirectional,
-                           output=output, teacher_forcing=teacher_forcing, dropout=dropout)
+                           output=output, teacher_forcing=teacher_forcing, dropout=dropout,
+                           init=init)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.decoder_kind, self.reverse, self.bidirectional = decoder, reverse, bidirectional
         self.output_kind, self.teacher_forcing = output, teacher_forcing
@@ -79,6 +85,10 @@ class LSTMAutoencoder(nn.Module):
                 for layer in range(num_layers))
             self.initial_state = nn.Linear(self.z_size, num_layers * hidden_size)
         self.readout = nn.Linear(hidden_size, input_size)  # U
+        if init == "orthogonal":
+            init_lstm_(self)
+        elif init != "torch":
+            raise ValueError(f"init must be 'orthogonal' or 'torch', got {init!r}")
 
     # -- encoder ---------------------------------------------------------------------------
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,6 +154,32 @@ class LSTMAutoencoder(nn.Module):
         z, enc_hidden = self._encode(x)
         recon, dec_hidden = self.decode(z, x.shape[1], targets=x)
         return AEOutput(recon, z, dec_hidden, enc_hidden)
+
+
+def init_lstm_(module: nn.Module) -> None:
+    """Initialise every nn.LSTM / nn.LSTMCell in ``module`` the way Keras does by default.
+
+    Per gate: orthogonal hidden-to-hidden weights (the recurrence neither explodes nor dies out,
+    so a decoder fed a constant z keeps a rich trajectory instead of settling on a fixed point,
+    i.e. on the mean), Xavier-uniform input weights, zero biases except the forget gate's 1
+    (Jozefowicz et al. 2015), which carries the encoder's memory and gradients across the sequence.
+    """
+    for lstm in module.modules():
+        if not isinstance(lstm, (nn.LSTM, nn.LSTMCell)):
+            continue
+        hidden = lstm.hidden_size
+        for name, param in lstm.named_parameters():
+            gates = param.data.view(4, hidden, -1) if param.dim() == 2 else param.data.view(4, hidden)
+            if name.startswith("weight_hh"):
+                for gate in gates:
+                    nn.init.orthogonal_(gate)
+            elif name.startswith("weight_ih"):
+                for gate in gates:
+                    nn.init.xavier_uniform_(gate)
+            elif name.startswith("bias"):
+                param.data.zero_()
+                if name.startswith("bias_ih"):
+                    gates[1].fill_(1.0)  # PyTorch gate order: input, forget, cell, output
 
 
 class ClassifierHead(nn.Module):
@@ -222,3 +258,197 @@ class DenseAutoencoder(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolutional LSTM autoencoder (spec 000, §3.2: F_conv)
+#
+# References: Shi et al. 2015, "Convolutional LSTM Network: A Machine Learning Approach for
+# Precipitation Nowcasting" (the cell, here without the peephole terms W_c ∘ c, as in the
+# reference code github.com/ndrplz/ConvLSTM_pytorch); the maps are 1-D: in row mode each step is
+# one 28-pixel image row seen as a 1-channel signal of width W = 28.
+# Shape letters: B batch, T steps, W width of a step (pixels), C channels of the hidden maps.
+
+class ConvLSTMLayer(nn.Module):
+    """One ConvLSTM layer over 1-D maps: x (B, T, C_in, W) → hidden maps (B, T, C, W), (h_T, c_T).
+
+    Gates [i, f, o, g] = W_x * x_t + W_h * h_{t-1} + b, with * a 1-D convolution over the width
+    (odd kernel, same padding); c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g), h_t = σ(o) ⊙ tanh(c_t);
+    states h, c: (B, C, W).
+
+    W_x * x_t does not depend on the recurrence, so ``input_gates`` computes it for all T steps
+    in one convolution over B·T maps, and only W_h * h_{t-1} runs inside the loop. With
+    ``per_step=True``, ``forward`` instead convolves cat([x_t, h_{t-1}]) with the concatenated
+    kernel [W_x, W_h] at every step, the formulation of most reference code; both give the same
+    numbers (a test checks it) and share the same parameters. ``init="orthogonal"`` (default)
+    initialises as ``init_lstm_`` does for F_fc (see ``reset_parameters``); "torch" keeps
+    PyTorch's default convolution initialisation.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5,
+                 forget_bias: float = 1.0, init: str = "orthogonal"):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        self.in_channels, self.hidden_channels, self.kernel_size = in_channels, hidden_channels, kernel_size
+        pad = kernel_size // 2
+        self.input_conv = nn.Conv1d(in_channels, 4 * hidden_channels, kernel_size, padding=pad)
+        self.hidden_conv = nn.Conv1d(hidden_channels, 4 * hidden_channels, kernel_size,
+                                     padding=pad, bias=False)
+        if init == "orthogonal":
+            self.reset_parameters(forget_bias)
+        elif init != "torch":
+            raise ValueError(f"init must be 'orthogonal' or 'torch', got {init!r}")
+
+    @torch.no_grad()
+    def reset_parameters(self, forget_bias: float = 1.0) -> None:
+        """Per gate, as ``init_lstm_`` does for F_fc: an orthogonal hidden-to-hidden kernel
+        (viewed as a C × C·k matrix), so the decoder fed a constant z keeps a rich trajectory
+        instead of contracting to a fixed point (a constant output, the mean pixel); Xavier-
+        uniform input kernels; zero biases except the forget gate's ``forget_bias``."""
+        c = self.hidden_channels
+        for gate in range(4):
+            rows = slice(gate * c, (gate + 1) * c)
+            nn.init.orthogonal_(self.hidden_conv.weight[rows].view(c, -1))
+            nn.init.xavier_uniform_(self.input_conv.weight[rows].view(c, -1))
+        self.input_conv.bias.zero_()
+        self.input_conv.bias[c:2 * c] = forget_bias          # gate order i, f, o, g
+
+    def input_gates(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C_in, W) → W_x * x_t + b for every step at once: (B, T, 4C, W)."""
+        b, t, c, w = x.shape
+        return self.input_conv(x.reshape(b * t, c, w)).view(b, t, 4 * self.hidden_channels, w)
+
+    @staticmethod
+    def _cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gates: (B, 4C, W) ordered [i, f, o, g], c: (B, C, W) → (h_t, c_t)."""
+        split = 3 * gates.shape[1] // 4
+        i, f, o = torch.sigmoid(gates[:, :split]).chunk(3, dim=1)   # one σ for three gates
+        c = f * c + i * torch.tanh(gates[:, split:])
+        return o * torch.tanh(c), c
+
+    def _zeros(self, ref: torch.Tensor, batch: int, width: int):
+        h = ref.new_zeros(batch, self.hidden_channels, width)
+        return h, torch.zeros_like(h)
+
+    def recur(self, gates_x, state=None):
+        """The recurrence given the input gates of each step: a sequence of T tensors
+        (B, 4C, W) (``input_gates(x).unbind(1)``, or the same tensor T times for the decoder's
+        constant z) → (hidden (B, T, C, W), (h_T, c_T) each (B, C, W)).
+
+        Steps are passed as separate tensors, not indexed out of one (B, T, ...) tensor: the
+        backward of ``gates[:, t]`` would allocate a full-size zero gradient at every step."""
+        batch, _, width = gates_x[0].shape
+        h, c = state if state is not None else self._zeros(gates_x[0], batch, width)
+        outputs = []
+        for t, gates in enumerate(gates_x):
+            if state is not None or t > 0:                     # W_h * h_0 = 0 for a zero state
+                gates = gates + self.hidden_conv(h)
+            h, c = self._cell(gates, c)                        # (B, C, W) each
+            outputs.append(h)
+        return torch.stack(outputs, 1), (h, c)
+
+    def forward(self, x: torch.Tensor, state=None, per_step: bool = False):
+        """x: (B, T, C_in, W) → (hidden (B, T, C, W), (h_T, c_T)); see the class docstring."""
+        if not per_step:
+            return self.recur(self.input_gates(x).unbind(1), state)
+        batch, _, _, width = x.shape
+        h, c = state if state is not None else self._zeros(x, batch, width)
+        weight = torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1)  # (4C, C_in+C, k)
+        outputs = []
+        for x_t in x.unbind(1):
+            gates = nn.functional.conv1d(torch.cat([x_t, h], dim=1), weight,
+                                         self.input_conv.bias, padding=self.kernel_size // 2)
+            h, c = self._cell(gates, c)
+            outputs.append(h)
+        return torch.stack(outputs, 1), (h, c)
+
+
+class ConvLSTMAutoencoder(nn.Module):
+    """Convolutional LSTM autoencoder x → z = h_T → x̃ (F_conv of spec 000, §3.2).
+
+    Each step's input x_t (W values, e.g. an image row) is a 1-channel 1-D signal. The encoder
+    ConvLSTM reads x_1..x_T; z = h_T of its last layer, a (C, W) map (Z = C·W values; with
+    ``bidirectional`` the backward encoder's h_1 is stacked on the channels: (2C, W)). The decoder
+    ConvLSTM receives z at every step (its input convolution is computed once, since z does not
+    change) and x̃_t = σ(1×1 conv(h̃_t)).
+
+    Args:
+        width: W, values per step (``--input-size``; at least 2, a convolution needs a signal).
+        channels: C, hidden channels of encoder and decoder maps.
+        kernel_size: odd convolution width.
+        num_layers: stacked ConvLSTM layers in encoder and decoder.
+        reverse: decode x_T first; ``forward`` flips the output back to the input's order.
+        bidirectional: a second encoder reads the steps backwards; z = [h_T, backward h_1].
+        init: "orthogonal" (orthogonal recurrent kernels, forget bias 1) or "torch".
+
+    ``forward(x)`` returns the same ``AEOutput`` as ``LSTMAutoencoder``, with maps instead of
+    vectors: recon (B, T, W), z (B, C_z, W), dec_hidden (B, T, C, W) in decoding order,
+    enc_hidden (B, T, C_z, W); ``ClassifierHead(C·W)`` reads dec_hidden[:, -1].
+    """
+
+    def __init__(self, width: int, channels: int = 16, kernel_size: int = 5, num_layers: int = 1,
+                 reverse: bool = False, bidirectional: bool = False, init: str = "orthogonal"):
+        super().__init__()
+        if width < 2:
+            raise ValueError(f"a ConvLSTM needs at least 2 values per step to convolve, got {width}")
+        self.config = dict(width=width, channels=channels, kernel_size=kernel_size,
+                           num_layers=num_layers, reverse=reverse, bidirectional=bidirectional,
+                           init=init)
+        self.width, self.channels, self.num_layers = width, channels, num_layers
+        self.reverse, self.bidirectional = reverse, bidirectional
+        z_channels = channels * (2 if bidirectional else 1)
+        self.z_size = z_channels * width
+
+        def stack(first_in):
+            return nn.ModuleList(ConvLSTMLayer(first_in if layer == 0 else channels, channels,
+                                               kernel_size, init=init) for layer in range(num_layers))
+
+        self.encoder = stack(1)
+        self.encoder_backward = stack(1) if bidirectional else None
+        self.decoder = stack(z_channels)
+        self.readout = nn.Conv1d(channels, 1, kernel_size=1)     # U: 1×1 convolution
+
+    @staticmethod
+    def _run(layers: nn.ModuleList, maps: torch.Tensor, per_step: bool):
+        """maps: (B, T, C_in, W) through a stack → (last layer's hidden (B, T, C, W), its h_T)."""
+        for layer in layers:
+            maps, (h, _) = layer(maps, per_step=per_step)
+        return maps, h
+
+    def encode(self, x: torch.Tensor, per_step: bool = False):
+        """x: (B, T, W) → (z (B, C_z, W), encoder hidden (B, T, C_z, W))."""
+        maps = x.unsqueeze(2)                                    # (B, T, 1, W)
+        enc_hidden, z = self._run(self.encoder, maps, per_step)  # (B, T, C, W), (B, C, W)
+        if self.bidirectional:
+            back, z_back = self._run(self.encoder_backward, maps.flip(1), per_step)
+            z = torch.cat([z, z_back], dim=1)                    # (B, 2C, W)
+            enc_hidden = torch.cat([enc_hidden, back.flip(1)], dim=2)
+        return z, enc_hidden
+
+    def decode(self, z: torch.Tensor, length: int, per_step: bool = False):
+        """z: (B, C_z, W) → (reconstruction (B, T, W) in input order, decoder hidden
+        (B, T, C, W) in decoding order)."""
+        first, rest = self.decoder[0], self.decoder[1:]
+        if per_step:
+            hidden, _ = first(z.unsqueeze(1).expand(-1, length, -1, -1), per_step=True)
+        else:
+            gates = first.input_conv(z)                          # (B, 4C, W), once
+            hidden, _ = first.recur([gates] * length)
+        for layer in rest:
+            hidden, _ = layer(hidden, per_step=per_step)         # (B, T, C, W)
+        batch = hidden.shape[0]
+        y = torch.sigmoid(self.readout(hidden.flatten(0, 1)))    # (B·T, 1, W)
+        y = y.view(batch, length, -1)                            # (B, T, W)
+        if self.reverse:
+            y = y.flip(1)
+        return y, hidden
+
+    def forward(self, x: torch.Tensor, per_step: bool = False) -> AEOutput:
+        """x: (B, T, W) → AEOutput(recon (B, T, W), z (B, C_z, W), dec_hidden (B, T, C, W),
+        enc_hidden (B, T, C_z, W)). Only z reaches the decoder. ``per_step`` selects the
+        reference formulation (same parameters, same result, slower)."""
+        z, enc_hidden = self.encode(x, per_step)
+        recon, dec_hidden = self.decode(z, x.shape[1], per_step)
+        return AEOutput(recon, z, dec_hidden, enc_hidden)
+

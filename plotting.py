@@ -115,3 +115,41 @@ def plot_grid(table, path, *, value: str = "best_val_loss", title: str, value_la
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_image_grid(rows: list[list[np.ndarray]], path, *, title: str, row_labels: list[str],
+                    col_labels: list[list[str]] | list[str], value_label: str,
+                    vmin: float = 0.0, vmax: float = 1.0, cmap: str = "gray",
+                    cell: float = 2.1) -> None:
+    """A grid of grey-scale images (e.g. digits and their reconstructions) on one colour scale.
+
+    ``rows[r][c]`` is a 2-D array; ``row_labels[r]`` names a row (y label); ``col_labels`` names
+    the columns, either once for all rows or per row (list of lists); ``value_label`` (with units)
+    labels the shared colour bar. Pixel axes carry no ticks."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = figure(n_rows, n_cols, width=cell * n_cols + 1.2, row_height=cell + 0.35)
+    per_row = bool(col_labels) and isinstance(col_labels[0], (list, tuple))
+    with plt.rc_context(STYLE):
+        image = None
+        for r, images in enumerate(rows):
+            for c in range(n_cols):
+                ax = axes[r * n_cols + c]
+                ax.grid(False)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if c >= len(images):
+                    ax.axis("off")
+                    continue
+                image = ax.imshow(np.asarray(images[c]), cmap=cmap, vmin=vmin, vmax=vmax)
+                label = col_labels[r][c] if per_row else col_labels[c]
+                ax.set_title(label, fontsize=10.5)
+                if c == 0:
+                    ax.set_ylabel(row_labels[r])
+        fig.suptitle(title)
+        fig.tight_layout()
+        if image is not None:
+            fig.colorbar(image, ax=axes, label=value_label, shrink=0.85, pad=0.02)
+    with plt.rc_context(STYLE):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)

@@ -150,7 +150,59 @@ def toy_section(out_dir: Path) -> str:
 
 
 def mnist_section(out_dir: Path) -> str:
-    return "## 2. MNIST (spec §3.2)\n\n" + missing("mnist")
+    title = "## 2. MNIST (spec §3.2)"
+    run = load_run(out_dir, "mnist")
+    if run is None:
+        return f"{title}\n\n" + missing("mnist")
+    m = run["metrics"]
+    c, base = m["config"], m["baselines"]
+    archs = [name for name in ("F_fc", "F_conv") if name in m]
+    parts = [title, "", (
+        f"**Setup.** {m['data']['n_train']:,} training images and {m['data']['n_val']:,} validation images "
+        f"(a seeded part of MNIST's training set); the {m['data']['n_test']:,} test images only for the "
+        f"numbers below. Each image is read as "
+        f"{m['data']['steps']} steps of {c['input_size']} pixels; pixel values in [0, 1] "
+        f"({'each image normalised to mean ½' if c.get('normalize') else 'not renormalised'}; MSE in "
+        f"{m['mse_units']}). Loss = reconstruction MSE + {c['class_weight']:g} × cross-entropy of "
+        f"ỹ = U h̃_T. {c['epochs']} epochs, {c['optimizer']} with a {c['lr_schedule']} learning rate. "
+        f"Baselines in the same run: the training-set mean image, and a fully connected "
+        f"{'-'.join(str(v) for v in base['dense_ae']['sizes'])} autoencoder trained for the same epochs. "
+        f"Command: {command(run)}."), ""]
+    rows = [[f"{name} ({r['model'].get('hidden_size', r['model'].get('channels'))} "
+             f"{'hidden' if name == 'F_fc' else 'channels'}, z = {r['z_size']})",
+             r["test_mse"], pct(r["test_accuracy"]), r["parameters"], r["seconds_per_epoch"]]
+            for name, r in ((n, m[n]) for n in archs)]
+    rows += [["mean training image", base["mean_image"]["test_mse"], "–", "–", "–"],
+             [f"dense AE {'-'.join(str(v) for v in base['dense_ae']['sizes'])}",
+              base["dense_ae"]["test_mse"], "–", base["dense_ae"]["parameters"],
+              base["dense_ae"]["seconds_per_epoch"]]]
+    parts += [table(["model", "test MSE", "test accuracy", "parameters", "s / epoch"], rows), ""]
+    for name in archs:
+        r = m[name]
+        acc_ok = r["test_accuracy"] >= 0.99
+        mse_ok = r["test_mse"] <= base["dense_ae"]["test_mse"]
+        parts.append(
+            f"- {name}: accuracy {pct(r['test_accuracy'])} ({'meets' if acc_ok else 'misses'} the 99.0 % "
+            f"target) and reconstruction MSE {fmt(r['test_mse'])}, {fmt(r['mse_vs_dense_ae'])} × the dense "
+            f"AE's and {fmt(r['mse_vs_mean_image'])} × the mean image's "
+            f"({'at or below' if mse_ok else 'above'} the dense AE).")
+    parts += ["", image(run, "digits.png", out_dir, "three test digits and their reconstructions"), "",
+              image(run, "loss.png", out_dir, "loss vs epoch"), "",
+              image(run, "accuracy.png", out_dir, "accuracy vs epoch"), ""]
+    pixel = load_run(out_dir, "mnist/pixel")
+    if pixel:
+        pm = pixel["metrics"]
+        r = pm["F_fc"]
+        parts += [
+            f"**Pixel by pixel** ({pm['data']['steps']} steps of one pixel, the assignment's original "
+            f"setting): one epoch over {pm['data']['n_train']:,} training images costs "
+            f"{fmt(r['seconds_per_epoch'])} s on this CPU; after {r['epochs_run']} epochs F_fc reaches "
+            f"{pct(r['test_accuracy'])} test accuracy and reconstruction MSE {fmt(r['test_mse'])} "
+            f"(mean image {fmt(pm['baselines']['mean_image']['test_mse'])}, dense AE "
+            f"{fmt(pm['baselines']['dense_ae']['test_mse'])} with the same images and epochs). "
+            f"Command: {command(pixel)}.", "",
+            image(pixel, "digits.png", out_dir, "pixel-mode reconstructions"), ""]
+    return "\n".join(parts) + "\n"
 
 
 def snp500_section(out_dir: Path) -> str:

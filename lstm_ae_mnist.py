@@ -1,0 +1,302 @@
+"""LSTM autoencoders on MNIST: reconstruction and classification (spec 000, §3.2).
+
+Trains F_fc (``LSTMAutoencoder``, fully connected gates) and F_conv (``ConvLSTMAutoencoder``,
+convolutional gates, Shi et al. 2015) to reconstruct each image from z = h_T and, from the
+decoder's last hidden state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
+Images are fed row by row (``--input-size 28``, 28 steps, the default) or pixel by pixel
+(``--input-size 1``, 784 steps; F_fc only); any divisor of 784 works for F_fc.
+Baselines trained and evaluated in the same run: the training-set mean image, and a fully
+connected 784-128-32-128-784 autoencoder trained for the same epochs by the same loop.
+
+MNIST is read with torchvision from ``--data-dir`` (default: $LSTM_AE_DATA_DIR, else data/;
+the folder that holds MNIST/raw/), downloaded only with ``--download``. Validation: a seeded
+10 % of the 60,000 training images; the 10,000 test images give the final numbers only.
+
+Writes to ``--out-dir`` (default report/mnist/): digits.png, loss.png, accuracy.png,
+metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.pt.
+
+    python lstm_ae_mnist.py --data-dir ../shared/data                  # default: both cells
+    python lstm_ae_mnist.py --cell fc --input-size 1 --train-size 2000 --epochs 1   # pixels
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cli import Parser, common_parser, non_negative_float, positive_int, run, setup_runtime
+from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
+from errors import UsageError
+from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, DenseAutoencoder,
+                    LSTMAutoencoder, count_parameters)
+from outputs import prepare_out_dir, write_json
+from plotting import plot_histories, plot_image_grid
+from training import CHECKPOINT, TrainSettings, evaluate, fit, grid_points, run_grid
+
+TASK = "mnist"
+DATA_ENV = "LSTM_AE_DATA_DIR"
+SIDE, PIXELS = 28, 784
+DENSE_SIZES = (784, 128, 32)
+NAMES = {"fc": "F_fc", "conv": "F_conv"}
+
+
+def odd_int(text: str) -> int:
+    value = positive_int(text)
+    if value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"must be odd (same padding keeps the row width), got {value}")
+    return value
+
+
+def parse_args(argv=None):
+    common = common_parser(TASK, input_size=SIDE, hidden_size=256, epochs=8, lr=3e-3,
+                           grad_clip=1.0)
+    parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
+                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
+                           f"${DATA_ENV} if set, else data/")
+    data.add_argument("--download", action="store_true",
+                      help="download MNIST into --data-dir if it is not there (needs internet)")
+    data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                      help="train on a seeded subset of N of the 54,000 training images (the "
+                           "validation 6,000 and test 10,000 are unchanged; default: all)")
+    data.add_argument("--normalize", action="store_true",
+                      help="normalise each image to [0, 1] with mean ½ (spec §2, data.normalize); "
+                           "default: raw pixels / 255, already in [0, 1]")
+    model = parser.add_argument_group("MNIST models")
+    model.add_argument("--cell", choices=("fc", "conv", "both"), default="both",
+                       help="fc: LSTM with fully connected gates (F_fc); conv: convolutional LSTM "
+                            "(F_conv); both: train both with the same settings and split "
+                            "(default both)")
+    model.add_argument("--conv-channels", type=positive_int, default=16,
+                       help="F_conv: channels of the hidden maps; z is channels × input size "
+                            "(default 16)")
+    model.add_argument("--kernel-size", type=odd_int, default=5,
+                       help="F_conv: odd 1-D convolution width along the row (default 5)")
+    model.add_argument("--no-reverse", dest="reverse", action="store_false",
+                       help="decode the top row first; by default MNIST is decoded bottom row "
+                            "first (--reverse is on here)")
+    model.add_argument("--class-weight", type=non_negative_float, default=0.02,
+                       help="weight of the cross-entropy term in loss = MSE + w·CE; larger "
+                            "values starve the reconstruction (default 0.02)")
+    parser.set_defaults(reverse=True)
+    return parser.parse_args(argv)
+
+
+def check_args(args) -> list[str]:
+    """Flag combinations argparse cannot check; returns the architectures to train."""
+    if PIXELS % args.input_size:
+        raise UsageError(f"--input-size {args.input_size}: must divide the {PIXELS} pixels of an "
+                         f"image (1 = pixel by pixel, 28 = row by row)")
+    cells = ["fc", "conv"] if args.cell == "both" else [args.cell]
+    if "conv" in cells and args.input_size == 1:
+        raise UsageError(f"--cell {args.cell} with --input-size 1: a convolutional LSTM needs "
+                         f"at least 2 values per step to convolve over; use --cell fc for "
+                         f"pixel-by-pixel input")
+    if "conv" in cells and args.decoder != "repeat":
+        raise UsageError(f"--decoder {args.decoder}: F_conv has only the repeat decoder; use "
+                         f"--cell fc")
+    return cells
+
+
+def classification_step(class_weight: float):
+    """step_fn for (x (B, T, m), y (B,)): loss = MSE(x, x̃) + w · CE(y, ỹ)."""
+    def step(model, batch):
+        x, y = batch
+        out, logits = model(x)                                # AEOutput, (B, 10)
+        mse = F.mse_loss(out.recon, x)
+        ce = F.cross_entropy(logits, y)
+        accuracy = (logits.argmax(1) == y).float().mean()
+        return mse + class_weight * ce, {"mse": mse.item(), "ce": ce.item(),
+                                         "accuracy": accuracy.item()}
+    return step
+
+
+def reconstruction_step(model, batch):
+    """step_fn for the dense baseline: x (B, 784) → MSE(x, x̃)."""
+    x = batch[0]
+    return F.mse_loss(model(x), x), {}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cells = check_args(args)
+    device = setup_runtime(args)
+    started = time.time()
+
+    # data: the whole set as tensors, (N, 784) in [0, 1], optionally per-image normalised
+    train_images, train_labels = load_mnist(args.data_dir, train=True, download=args.download)
+    test_images, test_labels = load_mnist(args.data_dir, train=False, download=args.download)
+    train_idx, val_idx = mnist_split(args.seed, args.train_size, n=len(train_images))
+    out_dir = prepare_out_dir(args.out_dir)
+    train_flat, test_flat = train_images.flatten(1), test_images.flatten(1)   # (N, 784)
+    test_stats = None
+    if args.normalize:
+        train_flat, _ = normalize(train_flat)
+        test_flat, test_stats = normalize(test_flat)
+    train_x, val_x = train_flat[train_idx], train_flat[val_idx]
+    train_y, val_y = train_labels[train_idx], train_labels[val_idx]
+    m = args.input_size
+
+    def steps(x):                                             # (N, 784) → (N, 784 / m, m)
+        return as_steps(x, m)
+
+    units = "normalised units" if args.normalize else "pixel values in [0, 1]"
+    resume_any = args.resume
+    if args.resume and not any((out_dir / d / CHECKPOINT).exists() or (out_dir / d / "trials").exists()
+                               for d in ("dense", *cells)):
+        raise UsageError(f"--resume: no checkpoint under {out_dir}/ (dense/, fc/ or conv/)")
+
+    def resume_in(run_dir) -> bool:
+        return resume_any and ((run_dir / CHECKPOINT).exists() or (run_dir / "trials").exists())
+
+    settings = TrainSettings.from_args(args)
+    data_config = dict(input_size=m, normalize=args.normalize, train_size=args.train_size,
+                       seed=args.seed, n_train=len(train_idx), n_val=len(val_idx))
+    common_identity = dict(task=TASK, data=data_config, optimizer=args.optimizer,
+                           lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
+                           batch_size=args.batch_size)
+
+    # baselines: the training-set mean image, and the dense 784-128-32-128-784 autoencoder
+    mean_image = train_x.mean(0, keepdim=True)                # (1, 784)
+    mean_image_mse = F.mse_loss(mean_image.expand_as(test_flat), test_flat).item()
+    dense_dir = out_dir / "dense"
+    dense_dir.mkdir(exist_ok=True)
+    torch.manual_seed(args.seed)
+    dense = DenseAutoencoder(DENSE_SIZES)
+    dense_fit = fit(dense, reconstruction_step, [train_x], [val_x], settings, run_dir=dense_dir,
+                    identity={**common_identity, "model": dense.config, "lr": settings.lr,
+                              "grad_clip": settings.grad_clip},
+                    device=device, seed=args.seed, resume=resume_in(dense_dir), desc="dense AE")
+    dense_mse = evaluate(dense, reconstruction_step, [test_flat.to(device)])["loss"]
+
+    # the LSTM autoencoders with a classification head on the decoder's last hidden state
+    def build_fc(params):
+        ae = LSTMAutoencoder(m, params["hidden_size"], args.num_layers, decoder=args.decoder,
+                             reverse=args.reverse, bidirectional=args.bidirectional,
+                             teacher_forcing=args.teacher_forcing, init=args.init)
+        return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"]), source="decoder")
+
+    def build_conv(params):                                   # hidden_size = channels here
+        ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
+                                 reverse=args.reverse, bidirectional=args.bidirectional,
+                                 init=args.init)
+        return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
+
+    builders = {"fc": (build_fc, args.hidden_size), "conv": (build_conv, [args.conv_channels])}
+    step = classification_step(args.class_weight)
+    train_set = [steps(train_x), train_y]
+    val_set = [steps(val_x), val_y]
+    test_set = [steps(test_flat).to(device), test_labels.to(device)]
+    results, histories, models = {}, {}, {}
+    for cell in cells:
+        build, sizes = builders[cell]
+        run_dir = out_dir / cell
+        run_dir.mkdir(exist_ok=True)
+        model_config = {k: v for k, v in build({"hidden_size": 1}).autoencoder.config.items()
+                        if k not in ("hidden_size", "channels")}
+        grid = run_grid(grid_points(sizes, args.lr, args.grad_clip), build, step, train_set,
+                        val_set, settings, out_dir=run_dir,
+                        identity={**common_identity, "model": model_config,
+                                  "class_weight": args.class_weight},
+                        device=device, seed=args.seed, resume=resume_in(run_dir))
+        model = grid.model
+        test = evaluate(model, step, test_set)
+        results[cell] = {
+            "test_mse": test["mse"],
+            "test_accuracy": test["accuracy"],
+            "test_cross_entropy": test["ce"],
+            "parameters": count_parameters(model),
+            "seconds_per_epoch": float(np.mean([r["seconds"] for r in grid.history])),
+            "z_size": model.autoencoder.z_size,
+            "best_params": grid.params,
+            "best_epoch": min(grid.history, key=lambda r: r["val_loss"])["epoch"],
+            "epochs_run": len(grid.history),
+            "interrupted": grid.interrupted,
+            "model": model.autoencoder.config,
+        }
+        results[cell]["mse_vs_dense_ae"] = test["mse"] / dense_mse
+        results[cell]["mse_vs_mean_image"] = test["mse"] / mean_image_mse
+        histories[NAMES[cell]] = grid.history
+        models[cell] = model
+
+    # digits.png: three test digits of different classes and their reconstructions (pixels)
+    shown, seen = [], set()
+    for i, label in enumerate(test_labels.tolist()):
+        if label not in seen:
+            shown.append(i)
+            seen.add(label)
+        if len(shown) == 3:
+            break
+    recon, predicted = {}, {}
+    with torch.no_grad():
+        for cell, model in models.items():
+            model.eval()
+            out, logits = model(test_set[0][shown])
+            recon[cell] = out.recon.reshape(len(shown), PIXELS).cpu()   # (3, 784)
+            predicted[cell] = logits.argmax(1).tolist()
+
+    def pixels(x, rows):                                      # model units → image (28, 28)
+        if test_stats is not None:
+            x = denormalize(x, take_stats(test_stats, rows))
+        return x.reshape(len(rows), SIDE, SIDE).clamp(0, 1).numpy()
+
+    mode = {1: "pixel by pixel", SIDE: "row by row"}.get(m, f"{m} pixels per step")
+    originals = pixels(test_flat[shown], shown)
+    recons = {cell: pixels(r, shown) for cell, r in recon.items()}
+    grid_rows, col_labels = [], []
+    for k, i in enumerate(shown):
+        grid_rows.append([originals[k]] + [recons[cell][k] for cell in models])
+        col_labels.append([f"original (label {test_labels[i].item()})"]
+                          + [f"{NAMES[cell]} → predicted {predicted[cell][k]}" for cell in models])
+    plot_image_grid(grid_rows, out_dir / "digits.png",
+                    title=f"MNIST test digits and their reconstructions ({mode}"
+                          f"{'; per-image normalised, shown in pixels' if args.normalize else ''})",
+                    row_labels=[f"test image {i}" for i in shown], col_labels=col_labels,
+                    value_label="pixel intensity (0 = black, 1 = white)")
+
+    # loss.png and accuracy.png: one curve per architecture, train solid, validation dashed
+    plot_histories(histories, out_dir / "loss.png", metric="loss", logy=True,
+                   title=f"Training loss: MSE + {args.class_weight:g} × cross-entropy",
+                   ylabel=f"loss ({units})")
+    percent = {name: [{**row, "train_accuracy": 100 * row["train_accuracy"],
+                       "val_accuracy": 100 * row["val_accuracy"]} for row in history]
+               for name, history in histories.items()}
+    plot_histories(percent, out_dir / "accuracy.png", metric="accuracy",
+                   title="Classification accuracy from the decoder's last hidden state",
+                   ylabel="accuracy (%)")
+
+    metrics = {
+        **{NAMES[cell]: results[cell] for cell in cells},
+        "baselines": {
+            "mean_image": {"test_mse": mean_image_mse},
+            "dense_ae": {"test_mse": dense_mse, "sizes": [*DENSE_SIZES, *DENSE_SIZES[-2::-1]],
+                         "parameters": count_parameters(dense),
+                         "seconds_per_epoch": float(np.mean([r["seconds"] for r in dense_fit.history])),
+                         "epochs_run": len(dense_fit.history), "best_epoch": dense_fit.best_epoch},
+        },
+        "mse_units": units,
+        "data": {**data_config, "n_test": len(test_flat), "steps": PIXELS // m,
+                 "digits_shown": shown},
+        "run_seconds": time.time() - started,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "config": {k: v for k, v in vars(args).items() if k != "debug"},
+    }
+    write_json(out_dir / "metrics.json", metrics)
+
+    print(f"baselines: mean image MSE {mean_image_mse:.4f}, dense AE MSE {dense_mse:.4f} ({units})")
+    for cell in cells:
+        r = results[cell]
+        print(f"{NAMES[cell]}: test MSE {r['test_mse']:.4f}, accuracy {100 * r['test_accuracy']:.2f} %, "
+              f"{r['parameters']:,} parameters, {r['seconds_per_epoch']:.1f} s/epoch")
+    print(f"outputs in {out_dir}/")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,84 @@
+"""make_report.py --quick end to end: every experiment, figure and section, and every number in
+the written report read from a metrics file."""
+import json
+import math
+import re
+
+import pandas as pd
+import pytest
+
+import make_report
+from cli import run
+from report import fmt, pct
+
+FIGURES = {
+    "toy": ["examples.png", "reconstructions.png", "loss.png", "grid.png"],
+    "mnist": ["digits.png", "loss.png", "accuracy.png"],
+    "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
+}
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500"]
+
+
+def numbers_in(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from numbers_in(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from numbers_in(v)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        yield value
+
+
+def renderings(value):
+    """Every way report.py may print a number."""
+    out = {fmt(value), fmt(value, 4), f"{value:g}", str(value)}
+    if float(value).is_integer():
+        out |= {str(int(value)), f"{int(value):,}"}
+    out.add(pct(value).split(" ")[0])
+    out.add(f"{value / 60:.1f}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory, shared_data_dir):
+    out = tmp_path_factory.mktemp("report")
+    assert run(make_report.main, ["--quick", "--out-dir", str(out), "--data-dir",
+                                  str(shared_data_dir), "--threads", "1"]) == 0
+    return out
+
+
+def test_every_experiment_figure_and_section(quick_report):
+    for exp in make_report.experiments():
+        assert (quick_report / exp.name / "metrics.json").exists(), exp.name
+        assert (quick_report / exp.name / "run.json").exists(), exp.name
+    for name, figures in FIGURES.items():
+        for figure in figures:
+            assert (quick_report / name / figure).stat().st_size > 5000, f"{name}/{figure}"
+    text = (quick_report / "README.md").read_text()
+    for section in SECTIONS:
+        assert section in text
+    assert "has not been run yet" not in text
+    for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
+        assert (quick_report / image).exists(), image
+
+
+def test_every_number_in_the_report_comes_from_a_run(quick_report):
+    known = set()
+    for path in quick_report.rglob("*.json"):
+        for value in numbers_in(json.loads(path.read_text())):
+            known |= renderings(value)
+    for path in [*quick_report.rglob("grid.csv"), *quick_report.rglob("cv.csv")]:
+        for value in numbers_in(pd.read_csv(path).select_dtypes("number").to_numpy().ravel().tolist()):
+            known |= renderings(value)
+    total = sum(json.loads(p.read_text())["seconds"] for p in quick_report.rglob("run.json"))
+    known |= renderings(total)
+    text = (quick_report / "README.md").read_text()
+    text = re.sub(r"`[^`]*`", " ", text)                     # commands and names
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)         # figure links
+    text = re.sub(r"^#.*$", " ", text, flags=re.M)            # headings (spec section numbers)
+    text = re.sub(r"\d{4}-\d{2}-\d{2}( \d{2}:\d{2})?", " ", text)  # dates
+    tokens = re.findall(r"(?<![\w.§^{_-])\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?", text)
+    template = {"0", "1", "2", "3", "5", "10", "60", "20", "99.0", "1.0", "001"}  # wording of report.py
+    unexplained = sorted({t.rstrip(",") for t in tokens} - known - template)
+    assert not unexplained, f"numbers in the report that no run wrote: {unexplained}"
