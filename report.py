@@ -132,6 +132,14 @@ def toy_section(out_dir: Path) -> str:
             f"{fmt(m['relative_mse'])}. A decoder fed the same z at every step must create the "
             f"time variation from its own recurrence; with small uniform recurrent weights its state "
             f"settles on a fixed point within a few steps and the output is the mean.")
+    reverse = load_run(out_dir, "toy/plateau-reverse")
+    if plateau and reverse:
+        rr = reverse["metrics"]["relative_mse"]
+        parts.append(
+            f"Reversing the target order (`--reverse`, decoding x_T first) with PyTorch's default "
+            f"initialisation {'also leaves the plateau' if rr < 0.5 else 'does not leave the plateau'} "
+            f"(relative MSE {fmt(rr)}): the first outputs the decoder must produce are the inputs the "
+            f"encoder read last, a short path for the gradient.")
     for name, label in (("toy/plateau", "plateau"), ("toy/plateau-reverse", "reverse")):
         run = load_run(out_dir, name)
         if run:
