@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli import Parser, run
+from cli import Parser, positive_int, run
 from errors import UsageError
 from outputs import prepare_out_dir, write_json
 from report import write_report
@@ -129,7 +129,7 @@ def parse_args(argv=None):
                              "covers every finished one")
     parser.add_argument("--force", action="store_true",
                         help="rerun experiments even when a finished run is unchanged")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for each experiment (default: torch's choice)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parser.parse_args(argv)

@@ -15,8 +15,7 @@ from bench.__main__ import main
 from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceConvLSTMCell,
                              ReferenceLSTMAutoencoder)
 from cli import run
-from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, LSTMAutoencoder,
-                    PredictorHead)
+from models import ConvLSTMAutoencoder, LSTMAutoencoder
 
 ROW_KEYS = ("config", "device", "ms_per_step", "reference_ms_per_step", "speedup",
             "sequences_per_s", "peak_mem_mb", "gflops", "fraction_of_peak", "matmul_peak_gflops",

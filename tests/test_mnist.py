@@ -72,6 +72,7 @@ def test_layer_agrees_with_reference_from_a_given_state():
     torch.testing.assert_close(h1, h2)
     torch.testing.assert_close(cT1, cT2)
     torch.testing.assert_close(hT1, h1[:, -1])
+    torch.testing.assert_close(hT2, h2[:, -1])
 
 
 def test_classifier_logits_come_from_decoder_last_hidden_state():
