@@ -125,6 +125,11 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                                          f"run a grid search (default {grad_clip:g})")
     train.add_argument("--batch-size", type=positive_int, default=batch_size,
                        help=f"sequences per training step (default {batch_size})")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="bf16: training and validation forward passes under torch.autocast "
+                            "in bfloat16 (weights, gradients and optimizer stay fp32; test numbers "
+                            "are computed in fp32); faster on CPUs with AVX512-BF16 or AMX and on "
+                            "GPUs, see report/performance.md (default fp32)")
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")

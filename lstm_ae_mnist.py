@@ -53,7 +53,7 @@ def odd_int(text: str) -> int:
 
 
 def parse_args(argv=None):
-    common = common_parser(TASK, input_size=SIDE, hidden_size=256, epochs=8, lr=3e-3,
+    common = common_parser(TASK, input_size=SIDE, hidden_size=256, epochs=10, lr=3e-3,
                            grad_clip=1.0)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     data = parser.add_argument_group("data")

@@ -48,13 +48,15 @@ class TrainSettings:
     batch_size: int = 128
     epochs: int = 10
     patience: int = 0
+    precision: str = "fp32"
 
     @classmethod
     def from_args(cls, args, **overrides) -> "TrainSettings":
         """Settings from the common parser's flags (first value of the grid flags)."""
         values = dict(optimizer=args.optimizer, lr=args.lr[0], lr_schedule=args.lr_schedule,
                       weight_decay=args.weight_decay, grad_clip=args.grad_clip[0],
-                      batch_size=args.batch_size, epochs=args.epochs, patience=args.patience)
+                      batch_size=args.batch_size, epochs=args.epochs, patience=args.patience,
+                      precision=args.precision)
         values.update(overrides)
         return cls(**values)
 
@@ -115,16 +117,23 @@ def learning_rate(step: int, total_steps: int, peak: float, schedule: str) -> fl
     return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * progress))
 
 
+def autocast(device: torch.device, precision: str):
+    """The context every forward pass runs in: bf16 autocast for ``--precision bf16``, else a
+    no-op. Parameters, gradients and optimizer state stay fp32 either way."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, step_fn: StepFn, tensors: Sequence[torch.Tensor],
-             batch_size: int = 512) -> dict[str, float]:
+             batch_size: int = 512, precision: str = "fp32") -> dict[str, float]:
     """Mean of the loss and of every metric ``step_fn`` returns, weighted by batch size."""
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
     count = 0
     for batch in batches(tensors, batch_size):
-        loss, metrics = step_fn(model, batch)
+        with autocast(batch[0].device, precision):
+            loss, metrics = step_fn(model, batch)
         n = len(batch[0])
         count += n
         for key, value in {"loss": loss, **metrics}.items():
@@ -240,7 +249,8 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
                                    settings.lr_schedule)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, metrics = step_fn(model, batch)
+                with autocast(device, settings.precision):
+                    loss, metrics = step_fn(model, batch)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
@@ -260,7 +270,7 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
                     step_bar.set_postfix(loss=f"{sums['loss'] / count:.4g}")
             step_bar.close()
 
-            val_metrics = evaluate(model, step_fn, val, eval_batch_size)
+            val_metrics = evaluate(model, step_fn, val, eval_batch_size, settings.precision)
             if not math.isfinite(val_metrics["loss"]):
                 raise TrainingDiverged(f"validation loss became {val_metrics['loss']} at epoch "
                                        f"{epoch}; last good checkpoint kept at {ckpt_path}")

@@ -67,6 +67,9 @@ def parse_args(argv=None):
                      help="also train row-mode MNIST F_fc with lstm_ae_mnist.py's default "
                           "settings until --target-accuracy on the test set and print the "
                           "training seconds (on --device; auto = cuda when present)")
+    tta.add_argument("--precision", nargs="+", choices=("fp32", "bf16"),
+                     default=["fp32", "bf16"], help="run --time-to-accuracy once per precision "
+                                                    "(lstm_ae_mnist.py --precision; default: both)")
     tta.add_argument("--target-accuracy", type=probability, default=0.98,
                      help="test accuracy that stops --time-to-accuracy (default 0.98)")
     tta.add_argument("--eval-every", type=positive_int, default=None, metavar="STEPS",
@@ -198,11 +201,13 @@ def main(argv=None):
     if args.time_to_accuracy:
         from bench.accuracy import time_to_accuracy
         device = resolve_device("auto" if args.device == "auto" else args.device)
-        tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
-                               args.train_size, args.seed, args.test_size,
-                               log=lambda text: print(text, file=sys.stderr, flush=True))
-        result["time_to_accuracy"] = tta
-        print(tta["summary"])
+        result["time_to_accuracy"] = []
+        for precision in args.precision:
+            tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
+                                   args.train_size, args.seed, args.test_size, precision,
+                                   log=lambda text: print(text, file=sys.stderr, flush=True))
+            result["time_to_accuracy"].append(tta)
+            print(tta["summary"])
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy")):

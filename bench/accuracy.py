@@ -21,17 +21,21 @@ import torch
 from torch import nn
 
 from models import AutoencoderWithHead, ClassifierHead, LSTMAutoencoder
-from training import TrainSettings, batches, evaluate, learning_rate, make_optimizer
+from training import TrainSettings, autocast, batches, evaluate, learning_rate, make_optimizer
 
 
 def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
                      eval_every: int | None = None, train_size: int | None = None,
-                     seed: int = 0, test_size: int | None = None, log=print) -> dict:
-    """Train until the test accuracy reaches ``target`` or the script's epochs run out."""
+                     seed: int = 0, test_size: int | None = None, precision: str = "fp32",
+                     log=print) -> dict:
+    """Train until the test accuracy reaches ``target`` or the script's epochs run out;
+    ``precision`` is the script's ``--precision`` (training forward passes; the test accuracy
+    is computed as the script computes its test numbers, in fp32)."""
     import lstm_ae_mnist
     from data import as_steps, load_mnist, mnist_split
 
-    argv = ["--cell", "fc", "--data-dir", str(data_dir), "--seed", str(seed)]
+    argv = ["--cell", "fc", "--data-dir", str(data_dir), "--seed", str(seed),
+            "--precision", precision]
     if train_size:
         argv += ["--train-size", str(train_size)]
     args = lstm_ae_mnist.parse_args(argv)
@@ -74,7 +78,8 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
             lr = learning_rate(step, total_steps, settings.lr, settings.lr_schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss, _ = step_fn(model, batch)
+            with autocast(device, settings.precision):
+                loss, _ = step_fn(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
@@ -101,8 +106,8 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
             break
 
     best = max(c["test_accuracy"] for c in checks)
-    settings_text = (f"hidden {hidden}, batch {settings.batch_size}, {settings.optimizer} "
-                     f"lr {settings.lr:g} ({settings.lr_schedule} over {settings.epochs} epochs), "
+    settings_text = (f"--precision {settings.precision}, hidden {hidden}, batch "
+                     f"{settings.batch_size}, {settings.optimizer} lr {settings.lr:g} ({settings.lr_schedule} over {settings.epochs} epochs), "
                      f"grad clip {settings.grad_clip:g}, class weight {args.class_weight:g}, "
                      f"{len(train[0]):,} training images")
     if reached:
@@ -120,4 +125,5 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
             "load_seconds": load_seconds, "epochs": settings.epochs, "eval_every": eval_every,
             "best_accuracy": best, "checks": checks, "hidden_size": hidden,
             "train_images": len(train[0]), "test_images": len(test[0]), "device": str(device),
-            "threads": torch.get_num_threads(), "summary": summary}
+            "threads": torch.get_num_threads(), "precision": settings.precision,
+            "summary": summary}

@@ -51,7 +51,7 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     assert "torch " in printed and "threads: 1" in printed and "speed-up" in printed
     report = out_md.read_text()
     assert "python -m bench --quick" in report          # the exact command
-    assert "| configuration |" in report and report.count("| cpu |") == 5
+    assert "| configuration |" in report and report.count("| cpu |") == len(benchmark.CONFIG_NAMES)
     assert "## Machine" in report and "## Where the time goes" in report
     assert "MNIST rows F_fc" in report and "MNIST rows F_conv" in report
     assert set(result["profiles"]) and all(p["shares"] for p in result["profiles"].values())
@@ -157,6 +157,8 @@ def test_time_to_accuracy_stops_at_the_target(mnist_root, tmp_path):
                       "--data-dir", str(mnist_root), "--train-size", "256", "--test-size", "500",
                       "--eval-every", "1",
                       "--target-accuracy", "0.05", "--json", str(out_json)]) == 0
-    tta = json.loads(out_json.read_text())["time_to_accuracy"]
-    assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
-    assert tta["train_seconds"] > 0 and tta["hidden_size"] == 256   # the script's default F_fc
+    runs = json.loads(out_json.read_text())["time_to_accuracy"]
+    assert [tta["precision"] for tta in runs] == ["fp32", "bf16"]      # one run per precision
+    for tta in runs:
+        assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
+        assert tta["train_seconds"] > 0 and tta["hidden_size"] == 256   # the script's default

@@ -37,6 +37,27 @@ def test_end_to_end_writes_every_output(tmp_path):
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_bf16_precision_autocasts_training_and_validation_only(tmp_path):
+    """--precision bf16: the training and validation forward passes run under bf16 autocast,
+    parameters stay fp32, and the script's test numbers are computed in fp32."""
+    seen = []
+
+    def step(model, batch):
+        out = model(batch[0])
+        seen.append((model.training, out.recon.dtype))
+        return F.mse_loss(out.recon.float(), batch[0]), {}
+
+    model = LSTMAutoencoder(1, 4)
+    x = torch.rand(32, 5, 1)
+    fit(model, step, [x], [x[:8]], TrainSettings(epochs=1, batch_size=16, precision="bf16"),
+        run_dir=tmp_path, identity={}, device=torch.device("cpu"))
+    assert (True, torch.bfloat16) in seen and (False, torch.bfloat16) in seen
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert toy(tmp_path / "run", "--precision", "bf16") == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["precision"] == "bf16" and metrics["test_mse"] < 1
+
+
 def test_resumed_run_has_the_same_history_as_an_uninterrupted_one(tmp_path):
     assert toy(tmp_path / "a", "--epochs", "4") == 0
     assert toy(tmp_path / "b", "--epochs", "2") == 0
