@@ -14,6 +14,7 @@ per second, peak memory, achieved GFLOP/s of the LSTM gates and its fraction of 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shlex
@@ -29,6 +30,7 @@ from errors import UsageError
 from outputs import prepare_out_dir, write_json, write_text
 
 DATA_ENV = "LSTM_AE_DATA_DIR"
+TTA_HIDDEN_SIZES = (128, None)      # the MNIST rows F_fc row's size, then the script's default
 
 
 def parse_args(argv=None):
@@ -70,6 +72,10 @@ def parse_args(argv=None):
     tta.add_argument("--precision", nargs="+", choices=("fp32", "bf16"),
                      default=["fp32", "bf16"], help="run --time-to-accuracy once per precision "
                                                     "(lstm_ae_mnist.py --precision; default: both)")
+    tta.add_argument("--hidden-size", type=positive_int, nargs="+", default=None, metavar="H",
+                     help="run --time-to-accuracy once per hidden size (default: 128, the MNIST "
+                          "rows F_fc row's size and issue 6's setting, and lstm_ae_mnist.py's "
+                          "default, 256)")
     tta.add_argument("--target-accuracy", type=probability, default=0.98,
                      help="test accuracy that stops --time-to-accuracy (default 0.98)")
     tta.add_argument("--eval-every", type=positive_int, default=None, metavar="STEPS",
@@ -187,7 +193,7 @@ def main(argv=None):
         result["profiles"] = {}
         by_name = {c.name: c for c in benchmark.configurations(quick, args.batch_size)}
         for device in devices:
-            for name in ("mnist-row-fc", "mnist-row-conv"):
+            for name in ("mnist-row-fc", "mnist-row-conv", "mnist-pixel-fc"):
                 config = by_name[name]
                 for which in ("product", "reference"):
                     prof = benchmark.profile_step(config, device, which, seed=args.seed)
@@ -202,15 +208,17 @@ def main(argv=None):
         from bench.accuracy import time_to_accuracy
         device = resolve_device("auto" if args.device == "auto" else args.device)
         result["time_to_accuracy"] = []
-        for precision in args.precision:
+        for hidden, precision in itertools.product(args.hidden_size or TTA_HIDDEN_SIZES,
+                                                   args.precision):
             tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
-                                   args.train_size, args.seed, args.test_size, precision,
+                                   args.train_size, args.seed, args.test_size, precision, hidden,
                                    log=lambda text: print(text, file=sys.stderr, flush=True))
             result["time_to_accuracy"].append(tta)
             print(tta["summary"])
 
     print()
-    for line in benchmark.targets(result["rows"], result.get("time_to_accuracy")):
+    for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),
+                                  result.get("profiles")):
         print(line)
     if args.json:
         write_json(args.json, result)

@@ -273,6 +273,19 @@ def measure(config: Config, device: torch.device, repeats: int, warmup: int,
             "parameters": count_parameters(product), "threads": torch.get_num_threads()}
 
 
+def conv_flop_ratio(config: Config) -> float:
+    """The reference's gate-convolution FLOPs over the product's, for F_conv.
+
+    ``gate_flops`` counts what the reference computes: per sequence T convolutions of
+    [x_t; h_{t-1}] (1 + C channels) in the encoder and T of [z; h_{t-1}] (2C) in the decoder.
+    The product convolves the encoder's inputs once for all T steps (1 channel), z once, and
+    h_{t-1} at T - 1 steps in each (W_h h_0 = 0): weighted by input channels,
+        reference  T·(1 + C) + T·2C      product  T + (T - 1)·C + C + (T - 1)·C.
+    At equal convolution speed per FLOP, the product's speed-up cannot exceed this ratio."""
+    t, c = config.steps, config.hidden
+    return t * (3 * c + 1) / (t + (2 * t - 1) * c)
+
+
 def summarize(raw: dict, peak_gflops: float) -> dict:
     """A table row from ``measure``'s raw numbers and the device's matmul peak."""
     config = Config(**raw["config"])
@@ -281,6 +294,7 @@ def summarize(raw: dict, peak_gflops: float) -> dict:
     gflops = gate_flops(config) / (ms / 1e3) / 1e9
     return {
         "config": config.name, "label": config.label, "device": raw["device"],
+        "configuration": asdict(config),
         "steps": config.steps, "input_size": config.input_size, "hidden": config.hidden,
         "batch": config.batch, "parameters": raw["parameters"],
         "ms_per_step": ms, "reference_ms_per_step": ref_ms,
@@ -460,21 +474,34 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join([head, rule] + ["| " + " | ".join(_cells(r)) + " |" for r in rows])
 
 
-def targets(rows: list[dict], tta: list[dict] | None) -> list[str]:
-    """The issue's targets, each with the measured value and whether it is met (CPU rows)."""
+def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = None) -> list[str]:
+    """The issue's targets, each with the measured value and whether it is met (CPU rows), with
+    what bounds F_conv's speed-up and pixel mode (from ``conv_flop_ratio`` and the profiles)."""
     lines = []
     for r in rows:
         if r["device"] != "cpu":
             continue
         goal = 2.0 if "conv" in r["config"] else 1.3
-        lines.append(f"{r['label']}: speed-up {r['speedup']:.2f}× over its reference "
-                     f"(target ≥ {goal:g}×: {'met' if r['speedup'] >= goal else 'not met'})")
+        line = (f"{r['label']}: speed-up {r['speedup']:.2f}× over its reference "
+                f"(target ≥ {goal:g}×: {'met' if r['speedup'] >= goal else 'not met'})")
+        config = Config(**r["configuration"])
+        if config.cell == "conv":
+            ratio = conv_flop_ratio(config)
+            line += (f"; the reference's gate convolutions do {ratio:.2f}× the product's FLOPs, "
+                     f"so at equal convolution speed per FLOP the speed-up is at most "
+                     f"{ratio:.2f}× (2× would need the product's convolutions to run "
+                     f"{2 / ratio:.2f}× faster per FLOP than the reference's)")
+        lines.append(line)
         if r["config"] == "mnist-row-fc":
             met = "met" if r["fraction_of_peak"] >= 0.5 else "not met"
             lines.append(f"{r['label']}: {r['fraction_of_peak']:.0%} of the matmul peak "
                          f"(target ≥ 50 %: {met})")
+        if r["config"] == "mnist-pixel-fc":
+            lines.append(pixel_bound(r, config, profiles or {}))
     for run in tta or []:
-        what = f"time to {run['target']:.0%} test accuracy (MNIST rows, F_fc, {run['precision']})"
+        what = (f"time to {run['target']:.0%} test accuracy (MNIST rows, F_fc H={run['hidden_size']}"
+                f"{', the script default' if run['hidden_size'] == run['default_hidden_size'] else ''}, "
+                f"{run['precision']})")
         if run["reached"]:
             lines.append(f"{what}: {run['train_seconds']:.1f} s of training (target ≤ 60 s: "
                          f"{'met' if run['train_seconds'] <= 60 else 'not met'})")
@@ -482,6 +509,28 @@ def targets(rows: list[dict], tta: list[dict] | None) -> list[str]:
             lines.append(f"{what}: not reached in {run['epochs']} epochs (best "
                          f"{run['best_accuracy']:.2%})")
     return lines
+
+
+def pixel_bound(row: dict, config: Config, profiles: dict) -> str:
+    """What bounds pixel mode: 2T time steps that wait for each other, each a small product
+    (the recurrent one; oneDNN computes the input products of all steps in one large one)."""
+    t, h, b = config.steps, config.hidden, config.batch
+    step_us = 1e3 * row["ms_per_step"] / (2 * t)
+    # oneDNN computes the input products of all T steps at once; h_{t-1} W_hh must wait
+    product_mflop = 3 * 2 * b * h * 4 * h / 1e6                         # forward + backward
+    peak_us = product_mflop * 1e6 / (row["matmul_peak_gflops"] * 1e9) * 1e6
+    text = (f"{row['label']}: {row['fraction_of_peak']:.0%} of the matmul peak, bound by its "
+            f"{2 * t:,} time steps (encoder, then decoder) that each wait for the previous one: "
+            f"{step_us:.0f} µs per time step (forward + backward), whose recurrent product "
+            f"h_(t-1) W_hh ({b} × {h} by {h} × {4 * h}, "
+            f"{product_mflop:.1f} MFLOP forward + backward) would take {peak_us:.0f} µs at the "
+            f"peak: too small a product to keep the cores busy, paid {2 * t:,} times")
+    prof = next((p for name, p in profiles.items()
+                 if name.startswith(row["label"] + " on") and p["which"] == "product"), None)
+    if prof:
+        fused = prof["shares"].get("fused LSTM layers (oneDNN)", 0.0)
+        text += f"; the fused LSTM layers take {fused:.0%} of its profiled step"
+    return text
 
 
 def markdown_report(result: dict) -> str:
@@ -521,7 +570,8 @@ def markdown_report(result: dict) -> str:
                   f"{min(r['base_rss_mb'] for r in rows):.0f} MB); CUDA rows: the allocator's "
                   f"peak.", "", markdown_table(rows)]
     lines += ["", "## Targets", ""]
-    lines += [f"- {t}" for t in targets(rows, result.get("time_to_accuracy"))]
+    lines += [f"- {t}" for t in targets(rows, result.get("time_to_accuracy"),
+                                        result.get("profiles"))]
     tta = result.get("time_to_accuracy")
     if tta:
         lines += ["", "## Time to accuracy", ""] + [f"- {run['summary']}" for run in tta]

@@ -55,6 +55,11 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     assert "## Machine" in report and "## Where the time goes" in report
     assert "MNIST rows F_fc" in report and "MNIST rows F_conv" in report
     assert set(result["profiles"]) and all(p["shares"] for p in result["profiles"].values())
+    # the targets say what bounds F_conv's speed-up and pixel mode, with this run's numbers
+    assert "the speed-up is at most 1.51×" in report           # T=28, C=16
+    pixel = next(line for line in report.splitlines() if "MNIST pixels F_fc: " in line
+                 and "of the matmul peak" in line)
+    assert "224 time steps" in pixel and "fused LSTM layers take" in pixel   # quick: T=112
 
 
 def test_quick_subprocess_row(tmp_path):
@@ -133,6 +138,9 @@ def test_gate_flops_formula():
     conv = benchmark.Config("y", "y", "conv", steps=5, input_size=6, hidden=2, batch=1,
                             kernel_size=3)
     assert benchmark.gate_flops(conv) == 3 * 5 * 2 * 4 * 2 * 3 * 6 * ((1 + 2) + (2 + 2))
+    # reference: 5 steps of 1 + 2 and of 2 + 2 input channels; product: the encoder's inputs
+    # (1 channel) for 5 steps, h at 4 steps in each LSTM, z once (2 channels)
+    assert benchmark.conv_flop_ratio(conv) == pytest.approx((5 * 3 + 5 * 4) / (5 + 4 * 2 + 2 + 4 * 2))
 
 
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
@@ -158,7 +166,9 @@ def test_time_to_accuracy_stops_at_the_target(mnist_root, tmp_path):
                       "--eval-every", "1",
                       "--target-accuracy", "0.05", "--json", str(out_json)]) == 0
     runs = json.loads(out_json.read_text())["time_to_accuracy"]
-    assert [tta["precision"] for tta in runs] == ["fp32", "bf16"]      # one run per precision
+    # one run per hidden size (the benchmark row's 128, the script's default 256) and precision
+    assert [(tta["hidden_size"], tta["precision"]) for tta in runs] == [
+        (128, "fp32"), (128, "bf16"), (256, "fp32"), (256, "bf16")]
     for tta in runs:
         assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
-        assert tta["train_seconds"] > 0 and tta["hidden_size"] == 256   # the script's default
+        assert tta["train_seconds"] > 0 and tta["default_hidden_size"] == 256
