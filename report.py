@@ -197,6 +197,18 @@ def mnist_section(out_dir: Path) -> str:
     parts += ["", image(run, "digits.png", out_dir, "three test digits and their reconstructions"), "",
               image(run, "loss.png", out_dir, "loss vs epoch"), "",
               image(run, "accuracy.png", out_dir, "accuracy vs epoch"), ""]
+    bf16 = load_run(out_dir, "mnist/bf16")
+    if bf16 and "F_fc" in m:
+        b, f = bf16["metrics"]["F_fc"], m["F_fc"]
+        parts += [
+            f"**bf16 autocast** (`--precision bf16`: training forward passes in bfloat16 on this "
+            f"CPU's bf16 instructions; weights, optimizer and the test numbers stay fp32): F_fc "
+            f"reaches {pct(b['test_accuracy'])} test accuracy and reconstruction MSE "
+            f"{fmt(b['test_mse'])} at {fmt(b['seconds_per_epoch'])} s per epoch, against "
+            f"{pct(f['test_accuracy'])}, {fmt(f['test_mse'])} and {fmt(f['seconds_per_epoch'])} s "
+            f"per epoch in fp32 above (same settings and seed; dense AE in the bf16 run "
+            f"{fmt(bf16['metrics']['baselines']['dense_ae']['test_mse'])}). "
+            f"Command: {command(bf16)}.", ""]
     pixel = load_run(out_dir, "mnist/pixel")
     if pixel:
         pm = pixel["metrics"]
