@@ -516,7 +516,6 @@ def pixel_bound(row: dict, config: Config, profiles: dict) -> str:
     (the recurrent one; oneDNN computes the input products of all steps in one large one)."""
     t, h, b = config.steps, config.hidden, config.batch
     step_us = 1e3 * row["ms_per_step"] / (2 * t)
-    # oneDNN computes the input products of all T steps at once; h_{t-1} W_hh must wait
     product_mflop = 3 * 2 * b * h * 4 * h / 1e6                         # forward + backward
     peak_us = product_mflop * 1e6 / (row["matmul_peak_gflops"] * 1e9) * 1e6
     text = (f"{row['label']}: {row['fraction_of_peak']:.0%} of the matmul peak, bound by its "
