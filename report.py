@@ -206,7 +206,9 @@ def mnist_section(out_dir: Path) -> str:
             f"reaches {pct(b['test_accuracy'])} test accuracy and reconstruction MSE "
             f"{fmt(b['test_mse'])} at {fmt(b['seconds_per_epoch'])} s per epoch, against "
             f"{pct(f['test_accuracy'])}, {fmt(f['test_mse'])} and {fmt(f['seconds_per_epoch'])} s "
-            f"per epoch in fp32 above (same settings and seed; dense AE in the bf16 run "
+            f"per epoch in fp32 above (same settings and seed, separate runs, so the times are only "
+            f"roughly comparable: report/performance.md times both in one process; dense AE, "
+            f"also trained under bf16, "
             f"{fmt(bf16['metrics']['baselines']['dense_ae']['test_mse'])}). "
             f"Command: {command(bf16)}.", ""]
     pixel = load_run(out_dir, "mnist/pixel")
