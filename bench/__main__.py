@@ -33,7 +33,6 @@ from errors import UsageError
 from outputs import prepare_out_dir, write_json, write_text
 
 DATA_ENV = "LSTM_AE_DATA_DIR"
-TTA_HIDDEN_SIZES = (128, None)      # the MNIST rows F_fc row's size, then the script's default
 
 
 def parse_args(argv=None):
@@ -211,7 +210,9 @@ def main(argv=None):
         from bench.accuracy import time_to_accuracy
         device = resolve_device("auto" if args.device == "auto" else args.device)
         result["time_to_accuracy"] = []
-        for hidden, precision in itertools.product(args.hidden_size or TTA_HIDDEN_SIZES,
+        # default: the MNIST rows F_fc row's hidden size, then the script's default (None)
+        row_hidden = next(c.hidden for c in benchmark.configurations() if c.name == "mnist-row-fc")
+        for hidden, precision in itertools.product(args.hidden_size or (row_hidden, None),
                                                    args.precision):
             tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
                                    args.train_size, args.seed, args.test_size, precision, hidden,
