@@ -269,6 +269,53 @@ def count_parameters(model: nn.Module) -> int:
 # one 28-pixel image row seen as a 1-channel signal of width W = 28.
 # Shape letters: B batch, T steps, W width of a step (pixels), C channels of the hidden maps.
 
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh(x) = 2σ(2x) − 1, without autograd (see ``LSTMPointwise``)."""
+    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+
+
+class LSTMPointwise(torch.autograd.Function):
+    """The element-wise half of an LSTM step with a hand-written backward:
+    gates (B, 4C, ...) ordered [i, f, o, g], c_{t-1} (B, C, ...) → (h_t, c_t), with
+    c_t = σ(f) ⊙ c_{t-1} + σ(i) ⊙ tanh(g) and h_t = σ(o) ⊙ tanh(c_t).
+
+    The ConvLSTM runs it once per step on small maps, where two measured costs dominate
+    autograd's version of the same formula (bench/, MNIST rows F_conv):
+    - this CPU build's ``torch.tanh`` took ~100 µs on a (128, 16, 28) map against ~15 µs for
+      ``torch.sigmoid``; tanh is computed as 2σ(2x) − 1 instead (equal to rounding error).
+    - autograd's backward of the gate slices allocates and zero-fills a full (B, 4C, W) gradient
+      per slice and adds them; this backward writes each gate's gradient into one tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, gates: torch.Tensor, c_prev: torch.Tensor):
+        n = gates.shape[1] // 4
+        sig = torch.sigmoid(gates[:, :3 * n])                  # (B, 3C, ...): σ(i), σ(f), σ(o)
+        i, f, o = sig.chunk(3, dim=1)
+        g = _tanh(gates[:, 3 * n:])                            # (B, C, ...)
+        c = torch.addcmul(f * c_prev, i, g)
+        tanh_c = _tanh(c)
+        ctx.save_for_backward(sig, g, tanh_c, c_prev)
+        return o * tanh_c, c
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_h: torch.Tensor, grad_c: torch.Tensor):
+        sig, g, tanh_c, c_prev = ctx.saved_tensors
+        n = g.shape[1]
+        i, f, o = sig.chunk(3, dim=1)
+        grad_c = torch.ops.aten.tanh_backward(grad_h * o, tanh_c) + grad_c    # dL/dc_t in full
+        grad_sig = torch.empty_like(sig)                       # dL/dσ(i), dL/dσ(f), dL/dσ(o)
+        grad_i, grad_f, grad_o = grad_sig.chunk(3, dim=1)
+        torch.mul(grad_c, g, out=grad_i)
+        torch.mul(grad_c, c_prev, out=grad_f)
+        torch.mul(grad_h, tanh_c, out=grad_o)
+        grad_gates = sig.new_empty(sig.shape[0], 4 * n, *sig.shape[2:])
+        torch.ops.aten.sigmoid_backward.grad_input(grad_sig, sig, grad_input=grad_gates[:, :3 * n])
+        torch.ops.aten.tanh_backward.grad_input(grad_c * i, g, grad_input=grad_gates[:, 3 * n:])
+        return grad_gates, grad_c * f
+
+
 class ConvLSTMLayer(nn.Module):
     """One ConvLSTM layer over 1-D maps: x (B, T, C_in, W) → hidden maps (B, T, C, W), (h_T, c_T).
 
@@ -319,14 +366,6 @@ class ConvLSTMLayer(nn.Module):
         b, t, c, w = x.shape
         return self.input_conv(x.reshape(b * t, c, w)).view(b, t, 4 * self.hidden_channels, w)
 
-    @staticmethod
-    def _cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """gates: (B, 4C, W) ordered [i, f, o, g], c: (B, C, W) → (h_t, c_t)."""
-        split = 3 * gates.shape[1] // 4
-        i, f, o = torch.sigmoid(gates[:, :split]).chunk(3, dim=1)   # one σ for three gates
-        c = f * c + i * torch.tanh(gates[:, split:])
-        return o * torch.tanh(c), c
-
     def _zeros(self, ref: torch.Tensor, batch: int, width: int):
         h = ref.new_zeros(batch, self.hidden_channels, width)
         return h, torch.zeros_like(h)
@@ -344,7 +383,7 @@ class ConvLSTMLayer(nn.Module):
         for t, gates in enumerate(gates_x):
             if state is not None or t > 0:                     # W_h * h_0 = 0 for a zero state
                 gates = gates + self.hidden_conv(h)
-            h, c = self._cell(gates, c)                        # (B, C, W) each
+            h, c = LSTMPointwise.apply(gates, c)               # (B, C, W) each
             outputs.append(h)
         return torch.stack(outputs, 1), (h, c)
 
@@ -359,7 +398,7 @@ class ConvLSTMLayer(nn.Module):
         for x_t in x.unbind(1):
             gates = nn.functional.conv1d(torch.cat([x_t, h], dim=1), weight,
                                          self.input_conv.bias, padding=self.kernel_size // 2)
-            h, c = self._cell(gates, c)
+            h, c = LSTMPointwise.apply(gates, c)
             outputs.append(h)
         return torch.stack(outputs, 1), (h, c)
 

@@ -486,11 +486,7 @@ def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = No
                 f"(target ≥ {goal:g}×: {'met' if r['speedup'] >= goal else 'not met'})")
         config = Config(**r["configuration"])
         if config.cell == "conv":
-            ratio = conv_flop_ratio(config)
-            line += (f"; the reference's gate convolutions do {ratio:.2f}× the product's FLOPs, "
-                     f"so at equal convolution speed per FLOP the speed-up is at most "
-                     f"{ratio:.2f}× (2× would need the product's convolutions to run "
-                     f"{2 / ratio:.2f}× faster per FLOP than the reference's)")
+            line += "; " + conv_bound(r, config, profiles or {})
         lines.append(line)
         if r["config"] == "mnist-row-fc":
             met = "met" if r["fraction_of_peak"] >= 0.5 else "not met"
@@ -511,6 +507,38 @@ def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = No
     return lines
 
 
+def product_profile(row: dict, profiles: dict) -> dict | None:
+    """The product's profile of this row's configuration, if the run made one."""
+    return next((p for name, p in profiles.items()
+                 if name.startswith(row["label"] + " on") and p["which"] == "product"), None)
+
+
+def conv_bound(row: dict, config: Config, profiles: dict) -> str:
+    """What bounds F_conv's speed-up. The product's gate convolutions do 1 / ``conv_flop_ratio``
+    of the reference's FLOPs, so at equal speed per FLOP they gain at most that ratio; the rest
+    of the step (element-wise gate arithmetic, copies, autograd) must make up the difference to
+    2×. With a profile, the product's convolution time is its profiled share of the step."""
+    ratio = conv_flop_ratio(config)
+    text = (f"the reference's gate convolutions do {ratio:.2f}× the product's FLOPs, so at equal "
+            f"speed per FLOP the convolutions gain at most {ratio:.2f}×")
+    prof = product_profile(row, profiles)
+    if prof:
+        budget = row["reference_ms_per_step"] / 2
+        share = prof["shares"].get("convolutions", 0.0)
+        conv_ms = share * row["ms_per_step"]
+        conv_gflops = gate_flops(config) / ratio / (conv_ms / 1e3) / 1e9 if conv_ms else 0.0
+        text += (f"; 2× needs a step of at most {budget:.0f} ms, and the product's convolutions "
+                 f"take about {conv_ms:.0f} ms of its {row['ms_per_step']:.0f} ({share:.0%} of "
+                 f"the profiled step; {conv_gflops:.0f} GFLOP/s, "
+                 f"{conv_gflops / row['matmul_peak_gflops']:.0%} of the matmul peak)")
+        if conv_ms >= budget:
+            text += ", so even a free rest of the step would not reach 2×"
+        else:
+            text += (f", so the rest of the step would have to fall from "
+                     f"{row['ms_per_step'] - conv_ms:.0f} to {budget - conv_ms:.0f} ms")
+    return text
+
+
 def pixel_bound(row: dict, config: Config, profiles: dict) -> str:
     """What bounds pixel mode: 2T time steps that wait for each other, each a small product
     (the recurrent one; oneDNN computes the input products of all steps in one large one)."""
@@ -524,8 +552,7 @@ def pixel_bound(row: dict, config: Config, profiles: dict) -> str:
             f"h_(t-1) W_hh ({b} × {h} by {h} × {4 * h}, "
             f"{product_mflop:.1f} MFLOP forward + backward) would take {peak_us:.0f} µs at the "
             f"peak: too small a product to keep the cores busy, paid {2 * t:,} times")
-    prof = next((p for name, p in profiles.items()
-                 if name.startswith(row["label"] + " on") and p["which"] == "product"), None)
+    prof = product_profile(row, profiles)
     if prof:
         fused = prof["shares"].get("fused LSTM layers (oneDNN)", 0.0)
         text += f"; the fused LSTM layers take {fused:.0%} of its profiled step"

@@ -13,7 +13,7 @@ import lstm_ae_mnist
 from cli import run
 from data import load_mnist, mnist_split
 from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, ConvLSTMLayer,
-                    LSTMAutoencoder)
+                    LSTMAutoencoder, LSTMPointwise)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -35,6 +35,38 @@ def test_conv_lstm_shapes_and_gradients():
     for name, param in model.named_parameters():
         assert param.grad is not None and torch.isfinite(param.grad).all(), name
         assert param.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_pointwise_cell_matches_the_textbook_formula_and_its_gradients():
+    """LSTMPointwise (σ-based tanh, hand-written backward) == autograd through the formula."""
+    torch.manual_seed(4)
+    gates = torch.randn(3, 8, 5, dtype=torch.float64, requires_grad=True)   # (B, 4C, W), C=2
+    c_prev = torch.randn(3, 2, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(LSTMPointwise.apply, (gates, c_prev))
+    i, f, o, g = gates.chunk(4, dim=1)
+    c_ref = torch.sigmoid(f) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+    h_ref = torch.sigmoid(o) * torch.tanh(c_ref)
+    h, c = LSTMPointwise.apply(gates, c_prev)
+    torch.testing.assert_close(h, h_ref, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(c, c_ref, rtol=1e-12, atol=1e-14)
+    weights = torch.randn_like(h), torch.randn_like(c)       # both outputs feed the loss
+    ours = torch.autograd.grad((h * weights[0]).sum() + (c * weights[1]).sum(), (gates, c_prev))
+    ref = torch.autograd.grad((h_ref * weights[0]).sum() + (c_ref * weights[1]).sum(),
+                              (gates, c_prev))
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_conv_lstm_trains_under_bf16_autocast():
+    torch.manual_seed(5)
+    model = ConvLSTMAutoencoder(width=8, channels=4, kernel_size=3)
+    x = torch.rand(2, 5, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.dec_hidden.dtype == torch.bfloat16
+    torch.nn.functional.mse_loss(out.recon.float(), x).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
 
 
 def test_conv_lstm_rejects_even_kernel_and_single_pixel_steps():
