@@ -25,6 +25,7 @@ from cli import Parser, positive_int, run
 from errors import UsageError
 from outputs import prepare_out_dir, write_json
 from report import write_report
+from training import GRID
 
 ROOT = Path(__file__).resolve().parent
 # the product's code: a change to any of these invalidates every finished run
@@ -106,6 +107,14 @@ def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str
             print(f"[{exp.name}] unchanged since its last run ({stamp['seconds']:.0f} s): reused",
                   file=sys.stderr)
             return {**stamp, "reused": True}
+        # A finished run of other code or another command: its grid trials are stale too,
+        # though the script would skip them as "finished earlier". The stamp goes with them,
+        # so an interrupted rerun still resumes its own new trials.
+        for path in (run_dir / GRID, stamp_path):
+            path.unlink(missing_ok=True)
+        print(f"[{exp.name}] changed since its last run: every trial reruns", file=sys.stderr)
+    elif force and (run_dir / GRID).exists():
+        (run_dir / GRID).unlink()
     print(f"[{exp.name}] {key['command']}", file=sys.stderr)
     extra = ["--threads", str(threads)] if threads else []
     started = time.time()

@@ -82,3 +82,22 @@ def test_every_number_in_the_report_comes_from_a_run(quick_report):
     template = {"0", "1", "2", "3", "5", "10", "60", "20", "99.0", "1.0", "001"}  # wording of report.py
     unexplained = sorted({t.rstrip(",") for t in tokens} - known - template)
     assert not unexplained, f"numbers in the report that no run wrote: {unexplained}"
+
+
+def test_changed_code_reruns_every_grid_trial(quick_report, shared_data_dir, capsys):
+    """A finished run is reused while command and code are unchanged; once either changes,
+    the toy grid's trials run again instead of being skipped as "finished earlier"."""
+    args = ["--quick", "--out-dir", str(quick_report), "--data-dir", str(shared_data_dir),
+            "--threads", "1", "--only", "toy"]
+    capsys.readouterr()
+    assert run(make_report.main, args) == 0
+    assert "unchanged since its last run" in capsys.readouterr().err
+    stamp_path, grid_path = quick_report / "toy" / "run.json", quick_report / "toy" / "grid.csv"
+    trials = len(pd.read_csv(grid_path))
+    stamp = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**stamp, "code": "older-code"}))
+    assert run(make_report.main, args) == 0
+    err = capsys.readouterr().err
+    assert "every trial reruns" in err and "finished earlier" not in err
+    assert trials > 1 and len(pd.read_csv(grid_path)) == trials       # each trial once, anew
+    assert json.loads(stamp_path.read_text())["code"] == stamp["code"]
