@@ -406,6 +406,9 @@ def profile_step(config: Config, device: torch.device, which: str = "product",
 
 CATEGORIES = (  # (kind of work, substrings of profiler op names), first match wins
     ("autograd engine", ("autograd::engine",)),
+    # the ConvLSTM's LSTMPointwise Function and LSTMCell's aten::lstm_cell: LSTM element-wise
+    # work in Python or ATen, not a fused oneDNN layer
+    ("element-wise gate arithmetic", ("lstmpointwise", "lstm_cell")),
     ("fused LSTM layers (oneDNN)", ("rnn", "lstm")),
     ("convolutions", ("conv",)),
     ("matrix products", ("mm", "matmul", "linear", "addmm")),

@@ -59,6 +59,9 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     conv = next(line for line in report.splitlines() if "MNIST rows F_conv: speed-up" in line)
     assert "the convolutions gain at most 1.51×" in conv      # T=28, C=16
     assert "2× needs a step of at most" in conv and "of the profiled step" in conv
+    conv_profile = next(p for name, p in result["profiles"].items()
+                        if name.startswith("MNIST rows F_conv on") and p["which"] == "product")
+    assert "fused LSTM layers (oneDNN)" not in conv_profile["shares"]   # it has none
     pixel = next(line for line in report.splitlines() if "MNIST pixels F_fc: " in line
                  and "of the matmul peak" in line)
     assert "224 time steps" in pixel and "fused LSTM layers take" in pixel   # quick: T=112
@@ -174,3 +177,15 @@ def test_time_to_accuracy_stops_at_the_target(mnist_root, tmp_path):
     for tta in runs:
         assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
         assert tta["train_seconds"] > 0 and tta["default_hidden_size"] == 256
+
+
+def test_profiler_ops_are_grouped_by_the_work_they_do():
+    fused, pointwise = "fused LSTM layers (oneDNN)", "element-wise gate arithmetic"
+    assert benchmark.categorize("aten::mkldnn_rnn_layer_backward") == fused
+    assert benchmark.categorize("aten::lstm") == fused
+    assert benchmark.categorize("LSTMPointwiseBackward") == pointwise    # models.LSTMPointwise
+    assert benchmark.categorize("aten::lstm_cell") == pointwise          # nn.LSTMCell's cell
+    assert benchmark.categorize("aten::convolution_backward") == "convolutions"
+    assert benchmark.categorize("aten::addmm") == "matrix products"
+    assert benchmark.categorize("autograd::engine::evaluate_function: MulBackward0") == \
+        "autograd engine"
