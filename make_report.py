@@ -113,8 +113,8 @@ def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str
         for path in (run_dir / GRID, stamp_path):
             path.unlink(missing_ok=True)
         print(f"[{exp.name}] changed since its last run: every trial reruns", file=sys.stderr)
-    elif force and (run_dir / GRID).exists():
-        (run_dir / GRID).unlink()
+    elif force:
+        (run_dir / GRID).unlink(missing_ok=True)
     print(f"[{exp.name}] {key['command']}", file=sys.stderr)
     extra = ["--threads", str(threads)] if threads else []
     started = time.time()

@@ -2,16 +2,16 @@
 
 Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
 then one row per configuration (toy, MNIST rows F_fc in fp32 and under bf16 autocast, MNIST rows
-F_conv, MNIST pixels F_fc, S&P 500 windows): ms per training step, the reference's ms per step and the speed-up, sequences
-per second, peak memory, achieved GFLOP/s of the LSTM gates and its fraction of the matmul peak
-(see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
+F_conv, MNIST pixels F_fc, S&P 500 windows): ms per training step, the reference's ms per step
+and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LSTM gates and its
+fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
 test accuracy once per ``--hidden-size`` (128 and the script's 256) and ``--precision``.
 
     python -m bench --quick                       # under a minute, smaller batch and pixel mode
     python -m bench --threads 2 --device cpu --time-to-accuracy --json report/performance.json \\
         --markdown report/performance.md            # the full run behind report/performance.md
-    python -m bench --time-to-accuracy --no-table --device cpu --threads 2 --precision fp32 \
+    python -m bench --time-to-accuracy --no-table --device cpu --threads 2 --precision fp32 \\
         --hidden-size 128                           # one time-to-accuracy run
 """
 from __future__ import annotations

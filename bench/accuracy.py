@@ -117,7 +117,8 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
     hidden_text = (f"hidden {hidden}" if hidden == default_hidden
                    else f"hidden {hidden} instead of the default {default_hidden}")
     settings_text = (f"--precision {settings.precision}, {hidden_text}, batch "
-                     f"{settings.batch_size}, {settings.optimizer} lr {settings.lr:g} ({settings.lr_schedule} over {settings.epochs} epochs), "
+                     f"{settings.batch_size}, {settings.optimizer} lr {settings.lr:g} "
+                     f"({settings.lr_schedule} over {settings.epochs} epochs), "
                      f"grad clip {settings.grad_clip:g}, class weight {args.class_weight:g}, "
                      f"{len(train[0]):,} training images")
     if reached:
