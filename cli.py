@@ -17,6 +17,7 @@ import traceback
 import torch
 
 from errors import TrainingDiverged, UsageError
+from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
@@ -129,7 +130,8 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                        help="bf16: training and validation forward passes under torch.autocast "
                             "in bfloat16 (weights, gradients and optimizer stay fp32; test numbers "
                             "are computed in fp32); faster on CPUs with AVX512-BF16 or AMX and on "
-                            "GPUs, see report/performance.md (default fp32)")
+                            "GPUs, see report/performance.md; refused where this machine cannot "
+                            "run it (hardware.bf16_support) (default fp32)")
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")
@@ -171,10 +173,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def setup_runtime(args) -> torch.device:
-    """Apply --threads and --device; return the device."""
+    """Check --threads, --device and --precision against what this machine can do (one
+    UsageError line each, before anything is written), apply them, and return the device."""
+    check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
-    return resolve_device(args.device)
+    device = resolve_device(args.device)
+    check_device(device)
+    check_precision(getattr(args, "precision", "fp32"), device)
+    return device
 
 
 # Keep freed activation buffers in the process instead of returning them to the kernel after

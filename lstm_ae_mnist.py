@@ -32,7 +32,9 @@ import torch.nn.functional as F
 from cli import Parser, common_parser, non_negative_float, positive_int, run, setup_runtime
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
 from errors import UsageError
-from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, DenseAutoencoder,
+from hardware import machine_info
+from feedforward import DenseAutoencoder
+from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder,
                     LSTMAutoencoder, count_parameters)
 from outputs import prepare_out_dir, write_json
 from plotting import plot_histories, plot_image_grid
@@ -284,8 +286,7 @@ def main(argv=None):
         "data": {**data_config, "n_test": len(test_flat), "steps": PIXELS // m,
                  "digits_shown": shown},
         "run_seconds": time.time() - started,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        **machine_info(device),            # device, torch_threads, CPU and its flags
         "config": {k: v for k, v in vars(args).items() if k != "debug"},
     }
     write_json(out_dir / "metrics.json", metrics)

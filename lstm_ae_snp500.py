@@ -52,6 +52,7 @@ from data import (SP500_FILE, SP500_MISSING, SP500_PRICES, PriceWindows, causal_
                   date_cutoff, denormalize, load_sp500, make_windows, max_run, normalize,
                   select_symbols, symbol_split, take_windows)
 from errors import UsageError
+from hardware import machine_info
 from models import AutoencoderWithHead, LSTMAutoencoder, PredictorHead, count_parameters
 from outputs import prepare_out_dir, write_csv, write_json
 from plotting import COLORS, STYLE, figure, plot_histories, plot_panels, save_figure
@@ -616,8 +617,7 @@ def main(argv=None):
                               "prediction": float(np.mean([r["seconds"]
                                                            for r in pred_fit.history]))},
         "run_seconds": time.time() - started,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        **machine_info(device),            # device, torch_threads, CPU and its flags
         "config": {k: v for k, v in vars(args).items() if k != "debug"},
     }
     write_json(out_dir / "metrics.json", metrics)

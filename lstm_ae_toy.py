@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from cli import Parser, common_parser, positive_int, run, setup_runtime
 from data import SIGNALS, as_steps, denormalize, normalize, split_indices, synthetic_signals, take_stats
 from errors import UsageError
+from hardware import machine_info
 from models import LSTMAutoencoder, count_parameters
 from outputs import prepare_out_dir, write_json
 from plotting import plot_grid, plot_histories, plot_panels
@@ -121,8 +122,7 @@ def main(argv=None):
         "seconds_per_epoch": float(np.mean([r["seconds"] for r in grid.history])),
         "run_seconds": time.time() - started,
         "interrupted": grid.interrupted,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        **machine_info(device),            # device, torch_threads, CPU and its flags
         "config": {k: v for k, v in vars(args).items() if k not in ("debug",)},
     }
     metrics["relative_mse_original"] = metrics["test_mse_original"] / metrics["baseline_mse_original"]

@@ -4,13 +4,15 @@
     python make_report.py --quick --out-dir /tmp/report-quick   # same pipeline, tiny settings
 
 Each experiment runs its script's ``main`` with the script's own command line (shown in the
-report, so any section can be reproduced by hand), writing its figures, metrics.json, history and grid/cv tables under ``--out-dir``. A run whose
-command line and code are unchanged since it last finished is reused, not run again
-(``--force`` reruns everything). Then ``report.py`` writes ``<out-dir>/README.md``, reading every
+report, so any section can be reproduced by hand), writing its figures, metrics.json, history
+and grid/cv tables under ``--out-dir``. A run whose command line and code (its script and the
+project modules it imports, ``project_imports``) are unchanged since it last finished is reused,
+not run again (``--force`` reruns everything). Then ``report.py`` writes ``<out-dir>/README.md``, reading every
 number from the runs' metrics.json / grid.csv / cv.csv.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib
 import json
@@ -28,8 +30,6 @@ from report import write_report
 from training import GRID
 
 ROOT = Path(__file__).resolve().parent
-# the product's code: a change to any of these invalidates every finished run
-CODE = ("cli.py", "data.py", "errors.py", "models.py", "outputs.py", "plotting.py", "training.py")
 
 
 @dataclass
@@ -80,10 +80,33 @@ def experiments() -> list[Experiment]:
     ]
 
 
+def project_imports(script: str) -> list[str]:
+    """The script and every module of this project it imports, directly or through another
+    (top-level ``*.py`` files found by reading the ``import`` statements), sorted."""
+    seen, todo = set(), [script]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((ROOT / name).read_text(), filename=name)):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                modules = [node.module]
+            else:
+                continue
+            todo += [f"{m.split('.')[0]}.py" for m in modules
+                     if (ROOT / f"{m.split('.')[0]}.py").is_file()]
+    return sorted(seen)
+
+
 def code_version(script: str) -> str:
+    """Hash of the code an experiment runs: its script and the project modules it imports, so
+    a change elsewhere (another task's script or model module) leaves its finished run valid."""
     digest = hashlib.sha1()
-    for name in (*CODE, script):
-        digest.update((ROOT / name).read_bytes())
+    for name in project_imports(script):
+        digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -9,7 +9,9 @@
 - ``PredictorHead``: ỹ_t for x_{t+1} from the encoder's hidden state h_t, so it sees x_1..x_t only
   (spec 000, §3.3).
 - ``AutoencoderWithHead``: an autoencoder plus one head, trained and saved as one module.
-- ``DenseAutoencoder``: the fully connected 784-128-32-128-784 baseline (spec 004).
+
+The non-recurrent models (dense autoencoders, VAEs, GANs, the CNN digit judge) are in
+``feedforward.py``.
 
 Every model takes and returns batch-first tensors. Shape letters: B batch, T time steps,
 m values per step, H hidden size, D encoder directions, Z = D·H the size of z.
@@ -233,27 +235,6 @@ class AutoencoderWithHead(nn.Module):
         out = self.autoencoder(x)
         hidden = out.dec_hidden if self.source == "decoder" else out.enc_hidden
         return out, self.head(hidden)
-
-
-class DenseAutoencoder(nn.Module):
-    """Fully connected autoencoder, e.g. 784-128-32-128-784 (ReLU, sigmoid output; spec 004).
-
-    x: (B, ...) flattened to (B, sizes[0]) → reconstruction of the same shape as x.
-    """
-
-    def __init__(self, sizes: tuple[int, ...] = (784, 128, 32)):
-        super().__init__()
-        self.config = dict(sizes=list(sizes))
-        enc, dec = [], []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            enc += [nn.Linear(a, b), nn.ReLU()]
-        for a, b in zip(sizes[::-1][:-1], sizes[::-1][1:]):
-            dec += [nn.Linear(a, b), nn.ReLU()]
-        dec[-1] = nn.Sigmoid()
-        self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x.flatten(1))).view_as(x)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from training import learning_rate
-from models import (AutoencoderWithHead, ClassifierHead, DenseAutoencoder, LSTMAutoencoder,
-                    PredictorHead)
+from feedforward import DenseAutoencoder
+from models import AutoencoderWithHead, ClassifierHead, LSTMAutoencoder, PredictorHead
 
 OPTIONS = [dict(decoder=d, reverse=r, bidirectional=b, num_layers=n)
            for d, r, b, n in itertools.product(("repeat", "autoregressive"), (False, True),
