@@ -5,12 +5,17 @@ whole image at once.
 
 - ``DenseAutoencoder``: a fully connected autoencoder, e.g. the 784-128-32-128-784 baseline of
   the MNIST task (spec 000) and the compression autoencoder of spec 004.
+- ``VAE``, ``vae_loss``, ``kl_to_standard_normal``: the variational autoencoder of spec 004
+  task 2 (and any other fully connected VAE, e.g. a small-latent one for spec 002's sevens).
 
 Shape letters: B batch, D = sizes[0] input values (784 for MNIST), Z = sizes[-1] code size.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -33,3 +38,94 @@ class DenseAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x.flatten(1))).view_as(x)
+
+
+class VAEOutput(NamedTuple):
+    recon: torch.Tensor        # same shape as x: Bernoulli means, in (0, 1)
+    mu: torch.Tensor           # (B, K) posterior mean
+    logvar: torch.Tensor       # (B, K) posterior log-variance
+    z: torch.Tensor            # (B, K) the sample decoded (μ itself in eval mode)
+
+
+class VAE(nn.Module):
+    """Variational autoencoder with fully connected encoder and decoder (Kingma & Welling 2014,
+    "Auto-Encoding Variational Bayes"; spec 004 task 2: sizes (784, 128, 64), latent_dim 10).
+
+    Encoder sizes[0]-…-sizes[-1] with ReLU, then two linear heads to the mean μ and the
+    log-variance log σ² of a K-dimensional Gaussian q(z|x) (identity activation). The sample
+    z = μ + σ ⊙ ε, ε ~ N(0, I) (the reparameterisation, so gradients reach μ and log σ²) goes
+    through the mirrored decoder K-sizes[-1]-…-sizes[0] (ReLU, sigmoid output). In eval mode z = μ,
+    so reconstructions are deterministic; ``sample`` decodes draws from the prior N(0, I).
+    """
+
+    def __init__(self, sizes: tuple[int, ...] = (784, 128, 64), latent_dim: int = 10):
+        super().__init__()
+        self.config = dict(sizes=list(sizes), latent_dim=latent_dim)
+        self.latent_dim = latent_dim
+        enc = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        self.encoder = nn.Sequential(*enc)
+        self.to_mu = nn.Linear(sizes[-1], latent_dim)
+        self.to_logvar = nn.Linear(sizes[-1], latent_dim)
+        back = [latent_dim, *sizes[::-1]]
+        dec = []
+        for a, b in zip(back[:-1], back[1:]):
+            dec += [nn.Linear(a, b), nn.ReLU()]
+        dec[-1] = nn.Sigmoid()
+        self.decoder = nn.Sequential(*dec)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: (B, ...) → (μ (B, K), log σ² (B, K))."""
+        h = self.encoder(x.flatten(1))                            # (B, sizes[-1])
+        return self.to_mu(h), self.to_logvar(h)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return mu
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (B, K) → Bernoulli means (B, sizes[0])."""
+        return self.decoder(z)
+
+    def forward(self, x: torch.Tensor) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar)
+        return VAEOutput(self.decode(z).view_as(x), mu, logvar, z)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws from the prior, decoded: (n, sizes[0])."""
+        device = self.to_mu.weight.device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.decode(z)
+
+
+def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, I)) = −½ Σ_k (1 + log σ²_k − μ²_k − σ²_k), one value per image: (B,)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+
+def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
+             reconstruction: str = "sum") -> tuple[torch.Tensor, dict]:
+    """Loss and its terms for a batch.
+
+    reconstruction="sum": binary cross-entropy summed over pixels (−log p(x|z) in nats), so with
+    ``kl_weight`` 1 the loss is the negative ELBO per image. reconstruction="mean": BCE averaged
+    over pixels, as spec 004 writes it (``loss = reconstruction_loss + 0.001 * latent_loss``).
+    The KL term is summed over latent dimensions either way; both are averaged over the batch.
+    The returned metrics always hold the per-image negative ELBO (BCE summed + KL) in nats.
+    """
+    bce_pixels = F.binary_cross_entropy(out.recon.flatten(1), x.flatten(1), reduction="none")
+    bce_sum = bce_pixels.sum(1)                                 # (B,)
+    kl = kl_to_standard_normal(out.mu, out.logvar)              # (B,)
+    if reconstruction == "sum":
+        recon_term = bce_sum.mean()
+    elif reconstruction == "mean":
+        recon_term = bce_pixels.mean()
+    else:
+        raise ValueError(f"reconstruction must be 'sum' or 'mean', got {reconstruction!r}")
+    loss = recon_term + kl_weight * kl.mean()
+    return loss, {"bce": bce_sum.mean().item(), "kl": kl.mean().item(),
+                  "neg_elbo": (bce_sum + kl).mean().item()}
