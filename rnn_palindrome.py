@@ -1,0 +1,337 @@
+"""How far back a vanilla RNN and an LSTM remember: the last digit of a palindrome (spec 003, tasks 2–3).
+
+A palindrome of length T over the digits 0–9 is fed one digit a step (one-hot, the first T − 1
+digits); the network must output the last digit, which equals the first, so it has to carry one
+digit across T − 2 steps of distracting input. Both models are written from tensors
+(``models.ScratchRNN``, ``models.ScratchLSTM``). For every ``--length`` and each of ``--seeds``
+seeds a fresh model is trained on palindromes generated on the fly (``data.palindrome_batches``)
+with RMSprop by default, and stops early once its training accuracy has been 100 % for
+``--stop-after`` evaluation periods. Each is scored on a fixed test set of 10,000 palindromes of its
+length, generated apart from the training stream. Writes to ``--out-dir``:
+accuracy_vs_length.png, gradient_norms.png (‖∂L/∂h_t‖ against t, at initialisation and after
+training, at a length where the RNN fails and the LSTM does not), results.csv, metrics.json and
+runs/<model>_T<T>_seed<s>/history.csv.
+
+    python rnn_palindrome.py                                  # both models, default lengths, 3 seeds
+    python rnn_palindrome.py --model lstm --length 5 20 40 --seeds 1 --steps 2000
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from cli import Parser, common_parser, non_negative_int, positive_int, run, setup_runtime
+from data import (PALINDROME_DIGITS, expected_seen_fraction, palindrome_batches, palindrome_count,
+                  palindrome_set)
+from errors import UsageError
+from hardware import machine_info
+from models import SCRATCH_INITS, ScratchLSTM, ScratchRNN, count_parameters, scratch_parameter_count
+from outputs import prepare_out_dir, write_csv, write_json
+from plotting import COLORS, figure, save_figure
+from training import CHECKPOINT, Stream, TrainSettings, evaluate, fit, load_model_weights
+
+TASK = "palindrome"
+MODELS = {"rnn": ScratchRNN, "lstm": ScratchLSTM}
+LABELS = {"rnn": "vanilla RNN", "lstm": "LSTM"}
+MAX_LENGTH = 1000
+CHANCE = 1 / PALINDROME_DIGITS
+SOLVED = 0.99                 # "holds" a length: median test accuracy at least this
+DEFAULT_LENGTHS = [5, 10, 15, 20, 25, 30, 40, 50, 60, 80]
+
+
+def parse_args(argv=None):
+    common = common_parser(TASK, epochs=None, lr=1e-3, grad_clip=10.0, batch_size=128,
+                           lr_schedule="constant", optimizer="rmsprop", model_flags=False)
+    parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
+    exp = parser.add_argument_group("experiment")
+    exp.add_argument("--model", choices=("rnn", "lstm", "both"), default="both",
+                     help="which network(s) to train: the vanilla RNN, the LSTM or both "
+                          "(default both)")
+    exp.add_argument("--length", type=positive_int, nargs="+", default=DEFAULT_LENGTHS,
+                     metavar="T", help=f"palindrome lengths T (input T − 1 digits, target the "
+                                       f"last); each runs a fresh model, one after the other "
+                                       f"(3 ≤ T ≤ {MAX_LENGTH}; default "
+                                       f"{' '.join(map(str, DEFAULT_LENGTHS))})")
+    exp.add_argument("--seeds", type=positive_int, default=3,
+                     help="runs per model and length, with seeds --seed, --seed + 1, ...; the "
+                          "figures show their median and spread (default 3)")
+    exp.add_argument("--hidden-size", type=positive_int, default=128,
+                     help="hidden units n of both networks (default 128)")
+    exp.add_argument("--init", choices=SCRATCH_INITS, default="orthogonal",
+                     help="orthogonal: orthogonal recurrent weights, Xavier input weights, zero "
+                          "biases but the LSTM's forget-gate bias 1; plain: PyTorch's default "
+                          "for nn.RNN/nn.LSTM, every parameter U(-1/sqrt(n), 1/sqrt(n)) "
+                          "(default orthogonal)")
+    exp.add_argument("--steps", type=positive_int, default=3000,
+                     help="most training steps (batches) per run, rounded up to a multiple of "
+                          "--eval-every (default 3000)")
+    exp.add_argument("--eval-every", type=positive_int, default=100, metavar="STEPS",
+                     help="training steps between validations, checkpoints and early-stop "
+                          "checks: the 'epoch' of the shared training loop (default 100)")
+    exp.add_argument("--stop-after", type=non_negative_int, default=2, metavar="N",
+                     help="stop a run once the training accuracy has been 100 %% over N "
+                          "consecutive periods of --eval-every fresh batches (0 = never; "
+                          "default 2)")
+    exp.add_argument("--val-size", type=positive_int, default=2000,
+                     help="fixed validation palindromes per length, for choosing the best "
+                          "checkpoint and for tuning (default 2000)")
+    exp.add_argument("--test-size", type=positive_int, default=10_000,
+                     help="fixed test palindromes per length (default 10000)")
+    exp.add_argument("--gradient-length", type=positive_int, default=None, metavar="T",
+                     help="length of gradient_norms.png, one of --length (default: the "
+                          "shortest length where the RNN fails and the LSTM holds 99 %%)")
+    return parser.parse_args(argv)
+
+
+def check_args(args) -> None:
+    bad = [t for t in args.length if not 3 <= t <= MAX_LENGTH]
+    if bad:
+        raise UsageError(f"--length {bad[0]}: must be between 3 and {MAX_LENGTH} (the input is "
+                         f"the first T - 1 digits, the target the last)")
+    for flag, values in (("--lr", args.lr), ("--grad-clip", args.grad_clip)):
+        if len(values) > 1:
+            raise UsageError(f"{flag}: one value (this script runs no grid search)")
+    if args.gradient_length is not None and args.gradient_length not in args.length:
+        raise UsageError(f"--gradient-length {args.gradient_length}: must be one of --length")
+
+
+def classification_step(model, batch):
+    """Cross-entropy of the last step's output (spec eq. 3) and the accuracy of its argmax."""
+    x, y = batch
+    logits = model(x).logits                                    # (B, K)
+    return F.cross_entropy(logits, y), {"accuracy": (logits.argmax(1) == y).float().mean()}
+
+
+def build(kind: str, args, seed: int):
+    torch.manual_seed(seed)
+    return MODELS[kind](PALINDROME_DIGITS, args.hidden_size, PALINDROME_DIGITS, init=args.init)
+
+
+def stop_when_perfect(periods: int):
+    """fit's stop hook: the last ``periods`` epochs all had 100 % training accuracy."""
+    def stop(history: list[dict]) -> bool:
+        recent = history[-periods:]
+        return periods > 0 and len(recent) == periods and all(
+            row["train_accuracy"] >= 1.0 for row in recent)
+    return stop
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 1: one training run per model, length and seed
+
+def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, val, test) -> dict:
+    """Train a fresh model on the palindrome stream of ``length``; its row of results.csv."""
+    run_dir = out_dir / "runs" / f"{kind}_T{length}_seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model = build(kind, args, seed)
+    settings = TrainSettings(optimizer=args.optimizer, lr=args.lr[0], lr_schedule=args.lr_schedule,
+                             weight_decay=args.weight_decay, grad_clip=args.grad_clip[0],
+                             batch_size=args.batch_size, epochs=math.ceil(args.steps / args.eval_every),
+                             patience=args.patience, precision=args.precision)
+    stream = Stream(lambda epoch: palindrome_batches(length, args.batch_size, args.eval_every,
+                                                     seed, epoch), args.eval_every)
+    identity = dict(task=TASK, model=model.config, length=length, seed=seed,
+                    eval_every=args.eval_every, settings=vars(settings))
+    result = fit(model, classification_step, stream, val, settings, run_dir=run_dir,
+                 identity=identity, device=device, seed=seed,
+                 resume=args.resume and (run_dir / CHECKPOINT).exists(),
+                 desc=f"{kind} T={length} seed {seed}", stop=stop_when_perfect(args.stop_after))
+    scores = evaluate(model, classification_step, test)
+    last = result.history[-1] if result.history else {}
+    steps = len(result.history) * args.eval_every
+    return {"model": kind, "T": length, "seed": seed, "test_accuracy": scores["accuracy"],
+            "test_loss": scores["loss"], "val_accuracy": last.get("val_accuracy", math.nan),
+            "best_val_loss": result.best_val_loss,
+            "train_accuracy": last.get("train_accuracy", math.nan), "steps": steps,
+            "stopped_early": steps < settings.epochs * args.eval_every,
+            "seconds": round(result.seconds, 2), "interrupted": result.interrupted,
+            "test_seen_in_training": expected_seen_fraction(length, steps * args.batch_size)}
+
+
+def sweep(args, kinds, device, out_dir: Path) -> tuple[pd.DataFrame, bool]:
+    """Every (length, model, seed) run; stops at Ctrl-C, keeping the finished rows."""
+    rows = []
+    for length in args.length:
+        val = list(palindrome_set("val", args.val_size, length))
+        test = [t.to(device) for t in palindrome_set("test", args.test_size, length)]
+        for kind in kinds:
+            for seed in range(args.seed, args.seed + args.seeds):
+                row = train_run(kind, length, seed, args, device, out_dir, val, test)
+                rows.append(row)
+                print(f"{LABELS[kind]:>11} T={length:<3} seed {seed}: test accuracy "
+                      f"{row['test_accuracy']:.2%} after {row['steps']} steps "
+                      f"({row['seconds']:.0f} s)", file=sys.stderr)
+                if row["interrupted"]:
+                    return pd.DataFrame(rows), True
+    return pd.DataFrame(rows), False
+
+
+def summarize(results: pd.DataFrame) -> dict:
+    """Per model and length: median, min and max test accuracy over seeds, median steps."""
+    summary = {}
+    for kind, by_kind in results.groupby("model"):
+        per_length = {}
+        for length, runs in by_kind.groupby("T"):
+            acc = runs["test_accuracy"]
+            per_length[int(length)] = {
+                "median": float(acc.median()), "min": float(acc.min()), "max": float(acc.max()),
+                "seeds": int(len(runs)), "median_steps": float(runs["steps"].median()),
+                "median_seconds": float(runs["seconds"].median())}
+        held = [t for t, s in per_length.items() if s["median"] >= SOLVED]
+        chance = [t for t, s in per_length.items() if s["median"] < CHANCE + 0.05]
+        summary[kind] = {"by_length": per_length,
+                         "longest_length_99": max(held) if held else None,
+                         "holds_99_up_to": _holds_up_to(per_length),
+                         "first_length_at_chance": min(chance) if chance else None}
+    return summary
+
+
+def _holds_up_to(per_length: dict) -> int | None:
+    """The longest T such that every measured length up to it has median ≥ 99 %."""
+    held = None
+    for length in sorted(per_length):
+        if per_length[length]["median"] < SOLVED:
+            break
+        held = length
+    return held
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 2: the gradient of the loss with respect to each hidden state
+
+def choose_gradient_length(summary: dict, lengths: list[int]) -> int:
+    """The shortest length where the RNN is near chance (then: below 99 %) and the LSTM holds
+    99 %; failing both, the length of the largest LSTM − RNN gap."""
+    if set(summary) != {"rnn", "lstm"}:
+        return lengths[len(lengths) // 2]
+    rnn, lstm = summary["rnn"]["by_length"], summary["lstm"]["by_length"]
+    common = [t for t in lengths if t in rnn and t in lstm]
+    for rnn_limit in (CHANCE + 0.1, SOLVED):
+        found = [t for t in common if rnn[t]["median"] < rnn_limit and lstm[t]["median"] >= SOLVED]
+        if found:
+            return min(found)
+    return max(common, key=lambda t: lstm[t]["median"] - rnn[t]["median"])
+
+
+def hidden_gradient_norms(model, x: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """‖∂L_i/∂h_t‖ averaged over the examples i, for t = 1..T−1 (L_i: example i's loss)."""
+    out = model(x)
+    loss = F.cross_entropy(out.logits, y, reduction="sum")   # per-example gradients, not / B
+    grads = torch.autograd.grad(loss, out.hidden)
+    return [float(g.norm(dim=1).mean()) for g in grads]
+
+
+def gradient_study(args, kinds, length: int, device, out_dir: Path, n: int = 1000) -> dict:
+    """Gradient norms of each model at initialisation and after training (seed --seed's run)."""
+    x, y = (t[:n].to(device) for t in palindrome_set("val", n, length))
+    norms = {}
+    for kind in kinds:
+        model = build(kind, args, args.seed).to(device)
+        at_init = hidden_gradient_norms(model, x, y)
+        load_model_weights(out_dir / "runs" / f"{kind}_T{length}_seed{args.seed}" / CHECKPOINT,
+                           model)
+        norms[kind] = {"init": at_init, "trained": hidden_gradient_norms(model.to(device), x, y)}
+    return {"length": length, "examples": n, "norms": norms}
+
+
+# ---------------------------------------------------------------------------------------------
+# stage 3: figures and metrics
+
+def plot_accuracy(results: pd.DataFrame, summary: dict, path: Path, seeds: int) -> None:
+    fig, (ax,) = figure(width=9.0, row_height=5.0)
+    for color, (kind, stats) in zip(COLORS, summary.items()):
+        lengths = sorted(stats["by_length"])
+        med = [100 * stats["by_length"][t]["median"] for t in lengths]
+        low = [100 * stats["by_length"][t]["min"] for t in lengths]
+        high = [100 * stats["by_length"][t]["max"] for t in lengths]
+        ax.fill_between(lengths, low, high, color=color, alpha=0.2)
+        ax.plot(lengths, med, marker="o", color=color,
+                label=f"{LABELS[kind]}: median of {seeds} seeds (band: min–max)")
+        runs = results[results["model"] == kind]
+        ax.scatter(runs["T"], 100 * runs["test_accuracy"], color=color, s=10, alpha=0.6)
+    ax.axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10 %)")
+    ax.axhline(100 * SOLVED, color="gray", linestyle="--", linewidth=1, label="99 %")
+    ax.set_xlabel("palindrome length T (digits; the first digit must be kept T − 2 steps)")
+    ax.set_ylabel("test accuracy, last digit (%)")
+    ax.set_ylim(0, 102)
+    ax.set_title("Palindrome memory: test accuracy vs length (10,000 test palindromes each)")
+    ax.legend(loc="center right", framealpha=0.9)
+    save_figure(fig, path)
+
+
+def plot_gradients(study: dict, summary: dict, path: Path) -> None:
+    length = study["length"]
+    fig, axes = figure(1, 2, width=11.0, row_height=4.5, sharey=True)
+    for ax, stage, title in zip(axes, ("init", "trained"), ("at initialisation", "after training")):
+        for color, (kind, norms) in zip(COLORS, study["norms"].items()):
+            acc = summary[kind]["by_length"][length]["median"]
+            label = LABELS[kind] + (f" (median test accuracy {acc:.0%})" if stage == "trained" else "")
+            ax.semilogy(range(1, len(norms[stage]) + 1), norms[stage], marker=".", color=color,
+                        label=label)
+        ax.set_title(title)
+        ax.set_xlabel(f"time step t (of {length - 1} inputs)")
+        ax.legend(loc="best", framealpha=0.9)
+    axes[0].set_ylabel("‖∂L/∂h_t‖ (mean over examples)")
+    fig.suptitle(f"How much the loss at the last step reaches back to h_t (T = {length}, "
+                 f"{study['examples']:,} validation palindromes)")
+    save_figure(fig, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    device = setup_runtime(args)
+    out_dir = prepare_out_dir(args.out_dir)
+    started = time.time()
+    kinds = ["rnn", "lstm"] if args.model == "both" else [args.model]
+
+    results, interrupted = sweep(args, kinds, device, out_dir)
+    write_csv(out_dir / "results.csv", results)
+    summary = summarize(results)
+    plot_accuracy(results, summary, out_dir / "accuracy_vs_length.png", args.seeds)
+
+    finished = [t for t in args.length if all(t in summary[k]["by_length"] for k in kinds)]
+    study = None
+    if finished:
+        length = args.gradient_length if args.gradient_length in finished else \
+            choose_gradient_length(summary, finished)
+        study = gradient_study(args, kinds, length, device, out_dir)
+        plot_gradients(study, summary, out_dir / "gradient_norms.png")
+
+    metrics = {
+        "summary": summary,
+        "chance_accuracy": CHANCE,
+        "palindromes": {str(t): {"distinct": palindrome_count(t),
+                                 "test_distinct": int(torch.unique(
+                                     palindrome_set("test", args.test_size, t)[0].argmax(-1),
+                                     dim=0).shape[0]) if t <= 12 else None}
+                        for t in args.length},
+        "gradient_norms": study,
+        "parameters": {kind: {"count": count_parameters(build(kind, args, 0)),
+                              "formula": scratch_parameter_count(kind, PALINDROME_DIGITS,
+                                                                 args.hidden_size,
+                                                                 PALINDROME_DIGITS)}
+                       for kind in kinds},
+        "run_seconds": time.time() - started,
+        "interrupted": interrupted,
+        **machine_info(device),
+        "config": {k: v for k, v in vars(args).items() if k != "debug"},
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    for kind in kinds:
+        s = summary[kind]
+        print(f"{LABELS[kind]}: median test accuracy ≥ 99 % up to T = {s['holds_99_up_to']} "
+              f"(longest such T: {s['longest_length_99']}; chance 10 %)")
+    print(f"outputs in {out_dir}/ ({metrics['run_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
