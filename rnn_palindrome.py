@@ -17,10 +17,14 @@ runs/<model>_T<T>_seed<s>/history.csv.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import multiprocessing
+import os
 import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +47,7 @@ MODELS = {"rnn": ScratchRNN, "lstm": ScratchLSTM}
 LABELS = {"rnn": "vanilla RNN", "lstm": "LSTM"}
 MAX_LENGTH = 1000
 CHANCE = 1 / PALINDROME_DIGITS
+CHANCE_MARGIN = 0.05          # "at chance": median test accuracy below CHANCE + this
 SOLVED = 0.99                 # "holds" a length: median test accuracy at least this
 DEFAULT_LENGTHS = [5, 10, 15, 20, 25, 30, 40, 50, 60, 80]
 
@@ -63,28 +68,36 @@ def parse_args(argv=None):
     exp.add_argument("--seeds", type=positive_int, default=3,
                      help="runs per model and length, with seeds --seed, --seed + 1, ...; the "
                           "figures show their median and spread (default 3)")
-    exp.add_argument("--hidden-size", type=positive_int, default=128,
-                     help="hidden units n of both networks (default 128)")
+    exp.add_argument("--hidden-size", type=positive_int, default=64,
+                     help="hidden units n of both networks (default 64)")
     exp.add_argument("--init", choices=SCRATCH_INITS, default="orthogonal",
                      help="orthogonal: orthogonal recurrent weights, Xavier input weights, zero "
                           "biases but the LSTM's forget-gate bias 1; plain: PyTorch's default "
                           "for nn.RNN/nn.LSTM, every parameter U(-1/sqrt(n), 1/sqrt(n)) "
                           "(default orthogonal)")
-    exp.add_argument("--steps", type=positive_int, default=3000,
+    exp.add_argument("--steps", type=positive_int, default=1000,
                      help="most training steps (batches) per run, rounded up to a multiple of "
-                          "--eval-every (default 3000)")
-    exp.add_argument("--eval-every", type=positive_int, default=100, metavar="STEPS",
+                          "--eval-every (default 1000)")
+    exp.add_argument("--eval-every", type=positive_int, default=50, metavar="STEPS",
                      help="training steps between validations, checkpoints and early-stop "
-                          "checks: the 'epoch' of the shared training loop (default 100)")
-    exp.add_argument("--stop-after", type=non_negative_int, default=2, metavar="N",
+                          "checks: the 'epoch' of the shared training loop (default 50)")
+    exp.add_argument("--stop-after", type=non_negative_int, default=1, metavar="N",
                      help="stop a run once the training accuracy has been 100 %% over N "
                           "consecutive periods of --eval-every fresh batches (0 = never; "
-                          "default 2)")
+                          "default 1)")
     exp.add_argument("--val-size", type=positive_int, default=2000,
                      help="fixed validation palindromes per length, for choosing the best "
                           "checkpoint and for tuning (default 2000)")
     exp.add_argument("--test-size", type=positive_int, default=10_000,
                      help="fixed test palindromes per length (default 10000)")
+    exp.add_argument("--run-past-chance", action="store_true",
+                     help="also run a model at the lengths after one where its median test "
+                          "accuracy was at chance (default: skip them, they cost the most and "
+                          "a longer palindrome is no easier)")
+    exp.add_argument("--workers", type=positive_int, default=1,
+                     help="runs trained at once, each in its own process with --threads "
+                          "threads (CPU only; progress bars are then replaced by a line per "
+                          "finished run) (default 1)")
     exp.add_argument("--gradient-length", type=positive_int, default=None, metavar="T",
                      help="length of gradient_norms.png, one of --length (default: the "
                           "shortest length where the RNN fails and the LSTM holds 99 %%)")
@@ -99,6 +112,9 @@ def check_args(args) -> None:
     for flag, values in (("--lr", args.lr), ("--grad-clip", args.grad_clip)):
         if len(values) > 1:
             raise UsageError(f"{flag}: one value (this script runs no grid search)")
+    if args.workers > 1 and args.device not in ("auto", "cpu"):
+        raise UsageError(f"--workers {args.workers}: worker processes run on the CPU; use "
+                         f"--workers 1 with --device {args.device}")
     if args.gradient_length is not None and args.gradient_length not in args.length:
         raise UsageError(f"--gradient-length {args.gradient_length}: must be one of --length")
 
@@ -156,22 +172,80 @@ def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, va
             "test_seen_in_training": expected_seen_fraction(length, steps * args.batch_size)}
 
 
-def sweep(args, kinds, device, out_dir: Path) -> tuple[pd.DataFrame, bool]:
-    """Every (length, model, seed) run; stops at Ctrl-C, keeping the finished rows."""
+def _train_quietly(kind: str, length: int, seed: int, args, out_dir: Path) -> dict:
+    """``train_run`` in a worker process: one CPU device, no progress bars (the parent prints a
+    line per finished run instead)."""
+    torch.set_num_threads(args.threads or 1)
+    val = list(palindrome_set("val", args.val_size, length))
+    test = list(palindrome_set("test", args.test_size, length))
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        return train_run(kind, length, seed, args, torch.device("cpu"), out_dir, val, test)
+
+
+def run_length(length: int, jobs: list[tuple[str, int]], args, device, out_dir: Path,
+               report, pool: ProcessPoolExecutor | None) -> tuple[list[dict], bool]:
+    """The (model, seed) runs of one length, one after the other or on the ``pool`` of worker
+    processes; returns their rows and whether Ctrl-C interrupted them."""
     rows = []
-    for length in args.length:
+    if pool is None:
         val = list(palindrome_set("val", args.val_size, length))
         test = [t.to(device) for t in palindrome_set("test", args.test_size, length)]
-        for kind in kinds:
-            for seed in range(args.seed, args.seed + args.seeds):
-                row = train_run(kind, length, seed, args, device, out_dir, val, test)
-                rows.append(row)
-                print(f"{LABELS[kind]:>11} T={length:<3} seed {seed}: test accuracy "
-                      f"{row['test_accuracy']:.2%} after {row['steps']} steps "
-                      f"({row['seconds']:.0f} s)", file=sys.stderr)
-                if row["interrupted"]:
-                    return pd.DataFrame(rows), True
-    return pd.DataFrame(rows), False
+        for kind, seed in jobs:
+            rows.append(train_run(kind, length, seed, args, device, out_dir, val, test))
+            report(rows[-1])
+            if rows[-1]["interrupted"]:
+                return rows, True
+        return rows, False
+    futures = [pool.submit(_train_quietly, kind, length, seed, args, out_dir)
+               for kind, seed in jobs]
+    try:
+        for future in futures:
+            rows.append(future.result())
+            report(rows[-1])
+    except KeyboardInterrupt:                  # the workers got it too: their fit returns early
+        for future in futures[len(rows):]:
+            if not future.cancel():
+                rows.append(future.result())
+        return rows, True
+    return rows, any(row["interrupted"] for row in rows)
+
+
+def sweep(args, kinds, device, out_dir: Path) -> tuple[pd.DataFrame, dict, bool]:
+    """Every (length, model, seed) run, lengths in order. Unless ``--run-past-chance``, a model
+    whose median test accuracy fell to chance at one length is not run at longer ones.
+    Returns the rows, the length at which each such model was dropped, and whether Ctrl-C
+    stopped the sweep (the finished rows are kept)."""
+    def report(row):
+        print(f"{LABELS[row['model']]:>11} T={row['T']:<3} seed {row['seed']}: test accuracy "
+              f"{row['test_accuracy']:.2%} after {row['steps']} steps ({row['seconds']:.0f} s)",
+              file=sys.stderr)
+
+    rows, dropped, active = [], {}, list(kinds)
+    seeds = range(args.seed, args.seed + args.seeds)
+    with contextlib.ExitStack() as stack:
+        pool = None if args.workers == 1 else stack.enter_context(ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn")))
+        for length in args.length:
+            if not active:
+                break
+            new, interrupted = run_length(length, [(k, s) for k in active for s in seeds], args,
+                                          device, out_dir, report, pool)
+            rows += new
+            if interrupted:
+                return pd.DataFrame(rows), dropped, True
+            drop_at_chance(new, active, dropped, length, args)
+    return pd.DataFrame(rows), dropped, False
+
+
+def drop_at_chance(new: list[dict], active: list[str], dropped: dict, length: int, args) -> None:
+    """Remove from ``active`` the models whose median at ``length`` is at chance."""
+    for kind in list(active):
+        median = statistics.median(r["test_accuracy"] for r in new if r["model"] == kind)
+        if median < CHANCE + CHANCE_MARGIN and not args.run_past_chance:
+            active.remove(kind)
+            dropped[kind] = length
+            print(f"{LABELS[kind]} is at chance at T={length}: not run at longer lengths "
+                  f"(--run-past-chance runs them)", file=sys.stderr)
 
 
 def summarize(results: pd.DataFrame) -> dict:
@@ -186,7 +260,7 @@ def summarize(results: pd.DataFrame) -> dict:
                 "seeds": int(len(runs)), "median_steps": float(runs["steps"].median()),
                 "median_seconds": float(runs["seconds"].median())}
         held = [t for t, s in per_length.items() if s["median"] >= SOLVED]
-        chance = [t for t, s in per_length.items() if s["median"] < CHANCE + 0.05]
+        chance = [t for t, s in per_length.items() if s["median"] < CHANCE + CHANCE_MARGIN]
         summary[kind] = {"by_length": per_length,
                          "longest_length_99": max(held) if held else None,
                          "holds_99_up_to": _holds_up_to(per_length),
@@ -293,7 +367,7 @@ def main(argv=None):
     started = time.time()
     kinds = ["rnn", "lstm"] if args.model == "both" else [args.model]
 
-    results, interrupted = sweep(args, kinds, device, out_dir)
+    results, dropped, interrupted = sweep(args, kinds, device, out_dir)
     write_csv(out_dir / "results.csv", results)
     summary = summarize(results)
     plot_accuracy(results, summary, out_dir / "accuracy_vs_length.png", args.seeds)
@@ -309,12 +383,14 @@ def main(argv=None):
     metrics = {
         "summary": summary,
         "chance_accuracy": CHANCE,
+        "solved_accuracy": SOLVED,
         "palindromes": {str(t): {"distinct": palindrome_count(t),
                                  "test_distinct": int(torch.unique(
                                      palindrome_set("test", args.test_size, t)[0].argmax(-1),
                                      dim=0).shape[0]) if t <= 12 else None}
                         for t in args.length},
         "gradient_norms": study,
+        "not_run_past_chance": dropped,
         "parameters": {kind: {"count": count_parameters(build(kind, args, 0)),
                               "formula": scratch_parameter_count(kind, PALINDROME_DIGITS,
                                                                  args.hidden_size,

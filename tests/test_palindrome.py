@@ -17,6 +17,7 @@ from torch import nn
 import data
 import models
 import rnn_palindrome
+from bench.reference import ReferenceLSTMClassifier
 from cli import run
 from models import ScratchLSTM, ScratchRNN, count_parameters, scratch_parameter_count
 from training import Stream, TrainSettings, fit
@@ -82,18 +83,13 @@ def test_lstm_equals_nn_lstm_in_float64(init):
     scratch = ScratchLSTM(d, n, K, init=init).double()
     with torch.no_grad():                        # non-zero biases everywhere, also for "orthogonal"
         scratch.b.add_(0.1 * torch.randn(4 * n, dtype=torch.float64))
-    ref = nn.LSTM(d, n, batch_first=True).double()
-    # nn.LSTM stacks its gates as [i, f, g, o]; ScratchLSTM as the spec's [g, i, f, o]
-    order = ("i", "f", "g", "o")
-    with torch.no_grad():
-        ref.weight_ih_l0.copy_(torch.cat([scratch.gate(scratch.W_x, g) for g in order]))
-        ref.weight_hh_l0.copy_(torch.cat([scratch.gate(scratch.W_h, g) for g in order]))
-        ref.bias_ih_l0.copy_(torch.cat([scratch.gate(scratch.b, g) for g in order]))
-        ref.bias_hh_l0.zero_()
+    ref = ReferenceLSTMClassifier.from_scratch(scratch)     # gates reordered for nn.LSTM
+    order = ReferenceLSTMClassifier.NN_LSTM_GATES
+    assert isinstance(ref.lstm, nn.LSTM) and ref.lstm.weight_ih_l0.dtype == torch.float64
     x = torch.randn(3, 7, d, dtype=torch.float64)
     out = scratch(x)
-    ref_hidden, _ = ref(x)                                            # (B, T, n)
-    ref_logits = ref_hidden[:, -1] @ scratch.W_ph.t() + scratch.b_p
+    ref_out = ref(x)
+    ref_logits, ref_hidden = ref_out.logits, torch.stack(ref_out.hidden, 1)   # (B, T, n)
     hidden = torch.stack(out.hidden, 1)
     assert torch.allclose(hidden, ref_hidden, atol=1e-12, rtol=0)
     assert torch.allclose(out.logits, ref_logits, atol=1e-12, rtol=0)
@@ -101,11 +97,13 @@ def test_lstm_equals_nn_lstm_in_float64(init):
     probe_logits, probe_hidden = torch.randn_like(out.logits), torch.randn_like(hidden)
     _loss(out.logits, hidden, probe_logits, probe_hidden).backward()
     _loss(ref_logits, ref_hidden, probe_logits, probe_hidden).backward()
-    for mine, theirs in ((scratch.W_x, ref.weight_ih_l0), (scratch.W_h, ref.weight_hh_l0),
-                         (scratch.b, ref.bias_ih_l0), (scratch.b, ref.bias_hh_l0)):
+    lstm = ref.lstm
+    for mine, theirs in ((scratch.W_x, lstm.weight_ih_l0), (scratch.W_h, lstm.weight_hh_l0),
+                         (scratch.b, lstm.bias_ih_l0), (scratch.b, lstm.bias_hh_l0)):
         for k, g in enumerate(order):
             assert torch.allclose(scratch.gate(mine.grad, g), theirs.grad[k * n:(k + 1) * n],
                                   atol=1e-12, rtol=0), g
+    assert torch.allclose(scratch.W_ph.grad, ref.readout.weight.grad, atol=1e-12, rtol=0)
 
 
 @pytest.mark.parametrize("init", ["orthogonal", "plain"])
