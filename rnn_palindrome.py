@@ -24,7 +24,7 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ MAX_LENGTH = 1000
 CHANCE = 1 / PALINDROME_DIGITS
 CHANCE_MARGIN = 0.05          # "at chance": median test accuracy below CHANCE + this
 SOLVED = 0.99                 # "holds" a length: median test accuracy at least this
-DEFAULT_LENGTHS = [5, 10, 15, 20, 25, 30, 40, 50, 60, 80]
+DEFAULT_LENGTHS = [5, 10, 15, 20, 30, 40, 60, 90]
 
 
 def parse_args(argv=None):
@@ -85,9 +85,9 @@ def parse_args(argv=None):
                      help="stop a run once the training accuracy has been 100 %% over N "
                           "consecutive periods of --eval-every fresh batches (0 = never; "
                           "default 1)")
-    exp.add_argument("--val-size", type=positive_int, default=2000,
+    exp.add_argument("--val-size", type=positive_int, default=1000,
                      help="fixed validation palindromes per length, for choosing the best "
-                          "checkpoint and for tuning (default 2000)")
+                          "checkpoint and for tuning (default 1000)")
     exp.add_argument("--test-size", type=positive_int, default=10_000,
                      help="fixed test palindromes per length (default 10000)")
     exp.add_argument("--run-past-chance", action="store_true",
@@ -182,70 +182,103 @@ def _train_quietly(kind: str, length: int, seed: int, args, out_dir: Path) -> di
         return train_run(kind, length, seed, args, torch.device("cpu"), out_dir, val, test)
 
 
-def run_length(length: int, jobs: list[tuple[str, int]], args, device, out_dir: Path,
-               report, pool: ProcessPoolExecutor | None) -> tuple[list[dict], bool]:
-    """The (model, seed) runs of one length, one after the other or on the ``pool`` of worker
-    processes; returns their rows and whether Ctrl-C interrupted them."""
-    rows = []
-    if pool is None:
-        val = list(palindrome_set("val", args.val_size, length))
-        test = [t.to(device) for t in palindrome_set("test", args.test_size, length)]
-        for kind, seed in jobs:
-            rows.append(train_run(kind, length, seed, args, device, out_dir, val, test))
-            report(rows[-1])
-            if rows[-1]["interrupted"]:
-                return rows, True
-        return rows, False
-    futures = [pool.submit(_train_quietly, kind, length, seed, args, out_dir)
-               for kind, seed in jobs]
-    try:
-        for future in futures:
-            rows.append(future.result())
-            report(rows[-1])
-    except KeyboardInterrupt:                  # the workers got it too: their fit returns early
-        for future in futures[len(rows):]:
-            if not future.cancel():
-                rows.append(future.result())
-        return rows, True
-    return rows, any(row["interrupted"] for row in rows)
+def report_row(row: dict) -> None:
+    print(f"{LABELS[row['model']]:>11} T={row['T']:<3} seed {row['seed']}: test accuracy "
+          f"{row['test_accuracy']:.2%} after {row['steps']} steps ({row['seconds']:.0f} s)",
+          file=sys.stderr)
+
+
+def at_chance(group: list[dict], dropped: dict, args) -> bool:
+    """Whether the model of ``group`` (all seeds of one model and length) has a median test
+    accuracy at chance; if so, and unless ``--run-past-chance``, it is recorded in ``dropped``
+    and the sweep runs it at no longer length."""
+    kind, length = group[0]["model"], group[0]["T"]
+    median = statistics.median(row["test_accuracy"] for row in group)
+    if median >= CHANCE + CHANCE_MARGIN or args.run_past_chance:
+        return False
+    dropped[kind] = length
+    print(f"{LABELS[kind]} is at chance at T={length}: not run at longer lengths "
+          f"(--run-past-chance runs them)", file=sys.stderr)
+    return True
 
 
 def sweep(args, kinds, device, out_dir: Path) -> tuple[pd.DataFrame, dict, bool]:
-    """Every (length, model, seed) run, lengths in order. Unless ``--run-past-chance``, a model
-    whose median test accuracy fell to chance at one length is not run at longer ones.
-    Returns the rows, the length at which each such model was dropped, and whether Ctrl-C
-    stopped the sweep (the finished rows are kept)."""
-    def report(row):
-        print(f"{LABELS[row['model']]:>11} T={row['T']:<3} seed {row['seed']}: test accuracy "
-              f"{row['test_accuracy']:.2%} after {row['steps']} steps ({row['seconds']:.0f} s)",
-              file=sys.stderr)
+    """Every (length, model, seed) run, each model's lengths in order. Unless
+    ``--run-past-chance``, a model whose median test accuracy fell to chance at one length is
+    not run at longer ones. Returns the rows, the length at which each such model was
+    dropped, and whether Ctrl-C stopped the sweep (the finished rows are kept)."""
+    if args.workers == 1:
+        rows, dropped, interrupted = sweep_here(args, kinds, device, out_dir)
+    else:
+        with ProcessPoolExecutor(args.workers,
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            rows, dropped, interrupted = sweep_on_workers(args, kinds, out_dir, pool)
+    results = pd.DataFrame(rows)
+    if len(results):
+        order = {kind: i for i, kind in enumerate(kinds)}
+        results = results.sort_values(["T", "model", "seed"], key=lambda col: col.map(order)
+                                      if col.name == "model" else col, ignore_index=True)
+    return results, dropped, interrupted
 
+
+def sweep_here(args, kinds, device, out_dir: Path) -> tuple[list[dict], dict, bool]:
+    """The runs one after the other in this process, with progress bars."""
     rows, dropped, active = [], {}, list(kinds)
-    seeds = range(args.seed, args.seed + args.seeds)
-    with contextlib.ExitStack() as stack:
-        pool = None if args.workers == 1 else stack.enter_context(ProcessPoolExecutor(
-            args.workers, mp_context=multiprocessing.get_context("spawn")))
-        for length in args.length:
-            if not active:
-                break
-            new, interrupted = run_length(length, [(k, s) for k in active for s in seeds], args,
-                                          device, out_dir, report, pool)
-            rows += new
-            if interrupted:
-                return pd.DataFrame(rows), dropped, True
-            drop_at_chance(new, active, dropped, length, args)
-    return pd.DataFrame(rows), dropped, False
+    for length in args.length:
+        val = list(palindrome_set("val", args.val_size, length))
+        test = [t.to(device) for t in palindrome_set("test", args.test_size, length)]
+        for kind in list(active):
+            group = []
+            for seed in range(args.seed, args.seed + args.seeds):
+                group.append(train_run(kind, length, seed, args, device, out_dir, val, test))
+                report_row(group[-1])
+                if group[-1]["interrupted"]:
+                    return rows + group, dropped, True
+            rows += group
+            if at_chance(group, dropped, args):
+                active.remove(kind)
+    return rows, dropped, False
 
 
-def drop_at_chance(new: list[dict], active: list[str], dropped: dict, length: int, args) -> None:
-    """Remove from ``active`` the models whose median at ``length`` is at chance."""
-    for kind in list(active):
-        median = statistics.median(r["test_accuracy"] for r in new if r["model"] == kind)
-        if median < CHANCE + CHANCE_MARGIN and not args.run_past_chance:
-            active.remove(kind)
-            dropped[kind] = length
-            print(f"{LABELS[kind]} is at chance at T={length}: not run at longer lengths "
-                  f"(--run-past-chance runs them)", file=sys.stderr)
+def sweep_on_workers(args, kinds, out_dir: Path, pool) -> tuple[list[dict], dict, bool]:
+    """The runs on the ``pool`` of worker processes. Each model walks through the lengths on
+    its own (its next length is submitted once every seed of the current one has finished),
+    so one model's runs fill the workers the other leaves idle."""
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    next_length = {kind: iter(args.length) for kind in kinds}
+    pending, groups, rows, dropped = {}, {}, [], {}
+
+    def submit_next(kind):
+        length = next(next_length[kind], None)
+        if length is not None:
+            groups[kind, length] = []
+            for seed in seeds:
+                pending[pool.submit(_train_quietly, kind, length, seed, args, out_dir)] = \
+                    (kind, length)
+
+    for kind in reversed(kinds):                   # the LSTM's long runs first
+        submit_next(kind)
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, length = pending.pop(future)
+                rows.append(future.result())
+                report_row(rows[-1])
+                group = groups[kind, length]
+                group.append(rows[-1])
+                if len(group) == len(seeds) and not at_chance(group, dropped, args):
+                    submit_next(kind)
+    except KeyboardInterrupt:                      # the workers got it too: their fit returns
+        for future in pending:
+            if not future.cancel():
+                rows.append(future.result())
+        return rows, dropped, True
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+    return rows, dropped, any(row["interrupted"] for row in rows)
 
 
 def summarize(results: pd.DataFrame) -> dict:
@@ -404,8 +437,9 @@ def main(argv=None):
     write_json(out_dir / "metrics.json", metrics)
     for kind in kinds:
         s = summary[kind]
-        print(f"{LABELS[kind]}: median test accuracy ≥ 99 % up to T = {s['holds_99_up_to']} "
-              f"(longest such T: {s['longest_length_99']}; chance 10 %)")
+        print(f"{LABELS[kind]}: median test accuracy ≥ {SOLVED:.0%} at every length up to "
+              f"T = {s['holds_99_up_to'] or '-'} (longest such T: {s['longest_length_99'] or '-'}; "
+              f"chance {CHANCE:.0%})")
     print(f"outputs in {out_dir}/ ({metrics['run_seconds']:.0f} s)")
 
 

@@ -274,6 +274,21 @@ def test_script_end_to_end_both_models_learn_t5(tmp_path):
     assert "torch_threads" in metrics or "device" in metrics
 
 
+def test_worker_processes_give_the_same_results_and_skip_past_chance(tmp_path):
+    tiny = ["--model", "rnn", "--length", "4", "40", "60", "--seeds", "2", "--steps", "20",
+            "--eval-every", "10", "--hidden-size", "8", "--val-size", "100", "--test-size", "300",
+            "--threads", "1"]
+    assert run(rnn_palindrome.main, [*tiny, "--out-dir", str(tmp_path / "one")]) == 0
+    assert run(rnn_palindrome.main, [*tiny, "--workers", "2", "--out-dir", str(tmp_path / "two")]) == 0
+    one, two = (pd.read_csv(tmp_path / name / "results.csv") for name in ("one", "two"))
+    assert one[["model", "T", "seed", "test_accuracy", "steps"]].equals(
+        two[["model", "T", "seed", "test_accuracy", "steps"]])
+    # 20 steps cannot carry a digit across 38 steps: at chance at T = 40, so T = 60 is not run
+    assert sorted(set(one["T"])) == [4, 40]
+    assert json.loads((tmp_path / "two" / "metrics.json").read_text())["not_run_past_chance"] == \
+        {"rnn": 40}
+
+
 @pytest.mark.parametrize("args, flag", [
     (["--length", "2"], "--length"),
     (["--length", "5", "100000"], "--length"),
@@ -281,6 +296,7 @@ def test_script_end_to_end_both_models_learn_t5(tmp_path):
     (["--model", "gru"], "--model"),
     (["--lr", "1e-3", "1e-2"], "--lr"),
     (["--length", "5", "--gradient-length", "7"], "--gradient-length"),
+    (["--workers", "2", "--device", "cuda"], "--workers"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, flag):
     out = tmp_path / "never"
