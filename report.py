@@ -316,7 +316,7 @@ def palindrome_section(out_dir: Path) -> str:
         f"{c['val_size']:,} fixed validation palindromes. Each point is scored on "
         f"{c['test_size']:,} fixed test palindromes of its length, generated apart from the "
         f"training stream, for {c['seeds']} seeds. Chance is {pct(m['chance_accuracy'])}. "
-        f"Command: {command(run)}."), ""]
+        f"Command: {command(run)}. " + _palindrome_run_time(m)), ""]
 
     rows = []
     for t in lengths:
@@ -444,6 +444,19 @@ def palindrome_section(out_dir: Path) -> str:
                     f"{params[kind]['count']:,})" for kind in kinds)
         + " (`models.scratch_parameter_count`, tested against the modules).", ""]
     return "\n".join(parts) + "\n"
+
+
+def _palindrome_run_time(m: dict) -> str:
+    """Wall time on a shared machine says little: the CPU time per worker is the time on idle
+    cores."""
+    workers = m["config"]["workers"]
+    load = (m.get("load_average") or {}).get("start")
+    return (f"Run time {fmt(m['run_seconds'] / 60)} min wall on a machine shared with other jobs"
+            + (f" (load average {fmt(load)} at the start)" if load is not None else "")
+            + f"; {fmt(m['cpu_seconds'] / 60)} min of CPU time over {workers} worker "
+            f"process(es), so on {workers} idle core(s) at least "
+            f"{fmt(m['cpu_seconds'] / 60 / workers)} min (CPU time ÷ workers; more where a "
+            f"worker waits for the other).")
 
 
 def _gate_evidence(summary: dict, grad: dict, solved: float) -> str:

@@ -27,6 +27,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:                    # Windows
+    resource = None
+
 import numpy as np
 import pandas as pd
 import torch
@@ -147,6 +152,7 @@ def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, va
     """Train a fresh model on the palindrome stream of ``length``; its row of results.csv."""
     run_dir = out_dir / "runs" / f"{kind}_T{length}_seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
+    cpu_start = time.process_time()
     model = build(kind, args, seed)
     settings = TrainSettings(optimizer=args.optimizer, lr=args.lr[0], lr_schedule=args.lr_schedule,
                              weight_decay=args.weight_decay, grad_clip=args.grad_clip[0],
@@ -168,7 +174,9 @@ def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, va
             "best_val_loss": result.best_val_loss,
             "train_accuracy": last.get("train_accuracy", math.nan), "steps": steps,
             "stopped_early": steps < settings.epochs * args.eval_every,
-            "seconds": round(result.seconds, 2), "interrupted": result.interrupted,
+            "seconds": round(result.seconds, 2),
+            "cpu_seconds": round(time.process_time() - cpu_start, 2),
+            "interrupted": result.interrupted,
             "test_seen_in_training": expected_seen_fraction(length, steps * args.batch_size)}
 
 
@@ -392,12 +400,26 @@ def plot_gradients(study: dict, summary: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished child processes (the workers), user + system;
+    where ``resource`` is missing (Windows), this process's only."""
+    if resource is None:
+        return time.process_time()
+    return sum(getattr(resource.getrusage(who), field) for who in
+               (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for field in ("ru_utime", "ru_stime"))
+
+
+def load_average() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
     device = setup_runtime(args)
     out_dir = prepare_out_dir(args.out_dir)
-    started = time.time()
+    started, cpu_started = time.time(), cpu_seconds()
+    load_before = load_average()
     kinds = ["rnn", "lstm"] if args.model == "both" else [args.model]
 
     results, dropped, interrupted = sweep(args, kinds, device, out_dir)
@@ -430,6 +452,9 @@ def main(argv=None):
                                                                  PALINDROME_DIGITS)}
                        for kind in kinds},
         "run_seconds": time.time() - started,
+        # wall time on a shared machine says little; CPU time / workers is the time on idle cores
+        "cpu_seconds": cpu_seconds() - cpu_started,
+        "load_average": {"start": load_before, "end": load_average()},
         "interrupted": interrupted,
         **machine_info(device),
         "config": {k: v for k, v in vars(args).items() if k != "debug"},
