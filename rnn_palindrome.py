@@ -90,6 +90,10 @@ def parse_args(argv=None):
                      help="stop a run once the training accuracy has been 100 %% over N "
                           "consecutive periods of --eval-every fresh batches (0 = never; "
                           "default 1)")
+    exp.add_argument("--give-up-after", type=non_negative_int, default=300, metavar="STEPS",
+                     help="stop a run whose validation accuracy is still at chance (below "
+                          "15 %%) after this many steps, rounded up to a multiple of "
+                          "--eval-every; it counts as failed (0 = never; default 300)")
     exp.add_argument("--val-size", type=positive_int, default=1000,
                      help="fixed validation palindromes per length, for choosing the best "
                           "checkpoint and for tuning (default 1000)")
@@ -145,6 +149,19 @@ def stop_when_perfect(periods: int):
     return stop
 
 
+def hopeless(history: list[dict], give_up_epochs: int) -> bool:
+    """The validation accuracy is still at chance after ``give_up_epochs`` epochs (0 = never)."""
+    return (0 < give_up_epochs <= len(history)
+            and history[-1]["val_accuracy"] < CHANCE + CHANCE_MARGIN)
+
+
+def stop_rule(args):
+    """Stop a run once it is perfect (``--stop-after``) or hopeless (``--give-up-after``)."""
+    perfect = stop_when_perfect(args.stop_after)
+    give_up_epochs = math.ceil(args.give_up_after / args.eval_every) if args.give_up_after else 0
+    return lambda history: perfect(history) or hopeless(history, give_up_epochs)
+
+
 # ---------------------------------------------------------------------------------------------
 # stage 1: one training run per model, length and seed
 
@@ -165,7 +182,7 @@ def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, va
     result = fit(model, classification_step, stream, val, settings, run_dir=run_dir,
                  identity=identity, device=device, seed=seed,
                  resume=args.resume and (run_dir / CHECKPOINT).exists(),
-                 desc=f"{kind} T={length} seed {seed}", stop=stop_when_perfect(args.stop_after))
+                 desc=f"{kind} T={length} seed {seed}", stop=stop_rule(args))
     scores = evaluate(model, classification_step, test)
     last = result.history[-1] if result.history else {}
     steps = len(result.history) * args.eval_every
@@ -174,6 +191,8 @@ def train_run(kind: str, length: int, seed: int, args, device, out_dir: Path, va
             "best_val_loss": result.best_val_loss,
             "train_accuracy": last.get("train_accuracy", math.nan), "steps": steps,
             "stopped_early": steps < settings.epochs * args.eval_every,
+            "gave_up": steps < settings.epochs * args.eval_every and last.get(
+                "val_accuracy", 1.0) < CHANCE + CHANCE_MARGIN,
             "seconds": round(result.seconds, 2),
             "cpu_seconds": round(time.process_time() - cpu_start, 2),
             "interrupted": result.interrupted,

@@ -230,6 +230,11 @@ def test_stop_hook_and_gradient_length_choice():
     assert not stop([{"train_accuracy": 0.9}, {"train_accuracy": 1.0}])
     assert stop([{"train_accuracy": 0.9}, {"train_accuracy": 1.0}, {"train_accuracy": 1.0}])
     assert not rnn_palindrome.stop_when_perfect(0)([{"train_accuracy": 1.0}] * 3)
+    at_chance, learning = {"val_accuracy": 0.11}, {"val_accuracy": 0.3}
+    assert rnn_palindrome.hopeless([at_chance] * 3, 3)
+    assert not rnn_palindrome.hopeless([at_chance] * 2, 3)          # not yet
+    assert not rnn_palindrome.hopeless([at_chance] * 2 + [learning], 3)
+    assert not rnn_palindrome.hopeless([at_chance] * 5, 0)          # never
 
     def summary(rnn, lstm):
         return {k: {"by_length": {t: {"median": a} for t, a in accs.items()}}
@@ -285,8 +290,19 @@ def test_worker_processes_give_the_same_results_and_skip_past_chance(tmp_path):
         two[["model", "T", "seed", "test_accuracy", "steps"]])
     # 20 steps cannot carry a digit across 38 steps: at chance at T = 40, so T = 60 is not run
     assert sorted(set(one["T"])) == [4, 40]
+    assert not one["gave_up"].any()                         # --give-up-after 300 > 20 steps
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["not_run_past_chance"] == \
         {"rnn": 40}
+
+
+def test_a_run_at_chance_gives_up(tmp_path):
+    assert run(rnn_palindrome.main, ["--model", "rnn", "--length", "60", "--seeds", "1",
+                                     "--steps", "200", "--eval-every", "10", "--give-up-after",
+                                     "20", "--hidden-size", "4", "--lr", "1e-5", "--val-size", "200",
+                                     "--test-size", "200", "--threads", "1",
+                                     "--out-dir", str(tmp_path)]) == 0
+    (row,) = pd.read_csv(tmp_path / "results.csv").itertuples()
+    assert row.gave_up and row.steps == 20 and row.test_accuracy < 0.15
 
 
 @pytest.mark.parametrize("args, flag", [
