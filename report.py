@@ -312,7 +312,10 @@ def palindrome_section(out_dir: Path) -> str:
         f"gradient norm clipped to {c['grad_clip'][0]:g}, batches of {c['batch_size']} fresh "
         f"palindromes generated on the fly, at most {c['steps']:,} steps; a run stops once its "
         f"training accuracy has been perfect over {c['stop_after']} consecutive "
-        f"period(s) of {c['eval_every']} batches, and keeps the weights with the best loss on "
+        f"period(s) of {c['eval_every']} batches"
+        + (f" or gives up when its validation accuracy is still at chance after "
+           f"{c['give_up_after']:,} steps" if c.get("give_up_after") else "")
+        + f", and keeps the weights with the best loss on "
         f"{c['val_size']:,} fixed validation palindromes. Each point is scored on "
         f"{c['test_size']:,} fixed test palindromes of its length, generated apart from the "
         f"training stream, for {c['seeds']} seeds. Chance is {pct(m['chance_accuracy'])}. "
@@ -451,6 +454,8 @@ def _palindrome_run_time(m: dict) -> str:
     cores."""
     workers = m["config"]["workers"]
     load = (m.get("load_average") or {}).get("start")
+    if "cpu_seconds" not in m:                 # a run from before CPU time was recorded
+        return ""
     return (f"Run time {fmt(m['run_seconds'] / 60)} min wall on a machine shared with other jobs"
             + (f" (load average {fmt(load)} at the start)" if load is not None else "")
             + f"; {fmt(m['cpu_seconds'] / 60)} min of CPU time over {workers} worker "
