@@ -157,12 +157,13 @@ def main(argv=None):
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     info = benchmark.machine_info(devices)
+    load = info["load_average"][0] if info["load_average"] else None
     print(f"torch {info['torch']}, threads: {info['threads']}; CPU: {info['cpu']} "
-          f"({info['cores']} cores, {info['cpu_capability']}, load average "
-          f"{info['load_average'][0]:.2f})"
+          f"({info['cores']} cores, {info['cpu_capability']}"
+          + (f", load average {load:.2f})" if load is not None else ")")
           + (f"; GPU: {info['cuda']}" if "cuda" in info else ""))
-    if info["load_average"][0] + info["threads"] > info["cores"] + 0.5:
-        print(f"warning: load average {info['load_average'][0]:.1f} on {info['cores']} cores with "
+    if load is not None and load + info["threads"] > info["cores"] + 0.5:
+        print(f"warning: load average {load:.1f} on {info['cores']} cores with "
               f"{info['threads']} torch thread(s): other processes compete for the CPU, so the "
               f"timings are pessimistic and noisy (and threads may spin-wait on each other)",
               file=sys.stderr)

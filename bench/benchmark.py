@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -246,7 +245,20 @@ class Trainer:
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    try:
+        import resource
+    except ImportError:                     # Windows: no getrusage; the column reads "nan"
+        return math.nan
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024   # macOS: bytes; Linux: KiB
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 min load averages, or None where the OS has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def measure(config: Config, device: torch.device, repeats: int, warmup: int,
@@ -338,7 +350,7 @@ def machine_info(devices: list[torch.device]) -> dict:
         "threads": torch.get_num_threads(), "python": platform.python_version(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "load_average": load_average(),
         # allocator settings change CPU step times a lot (page faults on fresh activations)
         "allocator_env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD",
                                                      "MALLOC_CONF") if k in os.environ},
@@ -574,7 +586,7 @@ def markdown_report(result: dict) -> str:
              f"kernels (flags: {' '.join(info.get('cpu_flags', [])) or 'not shown by the OS'}); torch {info['torch']}, threads: {info['threads']} "
              f"(oneDNN {'on' if info['mkldnn'] else 'off'}); Python {info['python']}",
              f"- load average at the start (1, 5, 15 min): "
-             f"{', '.join(map(str, info['load_average']))}",
+             f"{', '.join(map(str, info['load_average'] or ['not available']))}",
              f"- allocator environment (GLIBC_TUNABLES, LD_PRELOAD, MALLOC_CONF): "
              f"{allocator or 'none set'}"]
     if "cuda" in info:
