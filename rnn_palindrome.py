@@ -6,14 +6,20 @@ digit across T − 2 steps of distracting input. Both models are written from te
 (``models.ScratchRNN``, ``models.ScratchLSTM``). For every ``--length`` and each of ``--seeds``
 seeds a fresh model is trained on palindromes generated on the fly (``data.palindrome_batches``)
 with RMSprop by default, and stops early once its training accuracy has been 100 % for
-``--stop-after`` evaluation periods. Each is scored on a fixed test set of 10,000 palindromes of its
-length, generated apart from the training stream. Writes to ``--out-dir``:
+``--stop-after`` evaluation periods (or gives up when it is still at chance on validation after
+``--give-up-after`` steps). Each is scored on a fixed test set of 10,000 palindromes of its
+length, generated apart from the training stream; a model whose median fell to chance at one
+length is not run at longer ones. ``--workers N`` trains N runs at once in separate processes
+(small recurrent steps use one core badly; processes use several well). Writes to ``--out-dir``:
 accuracy_vs_length.png, gradient_norms.png (‖∂L/∂h_t‖ against t, at initialisation and after
 training, at a length where the RNN fails and the LSTM does not), results.csv, metrics.json and
 runs/<model>_T<T>_seed<s>/history.csv.
 
     python rnn_palindrome.py                                  # both models, default lengths, 3 seeds
     python rnn_palindrome.py --model lstm --length 5 20 40 --seeds 1 --steps 2000
+
+References: Bengio et al. 1994 and Pascanu et al. 2013 (why gradients through many steps vanish
+or explode); Hochreiter & Schmidhuber 1997 (the LSTM); Tieleman & Hinton 2012 (RMSprop).
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ from training import CHECKPOINT, Stream, TrainSettings, evaluate, fit, load_mode
 TASK = "palindrome"
 MODELS = {"rnn": ScratchRNN, "lstm": ScratchLSTM}
 LABELS = {"rnn": "vanilla RNN", "lstm": "LSTM"}
+MODEL_COLORS = {"rnn": COLORS[0], "lstm": COLORS[1]}  # the same in every figure
 MAX_LENGTH = 1000
 CHANCE = 1 / PALINDROME_DIGITS
 CHANCE_MARGIN = 0.05          # "at chance": median test accuracy below CHANCE + this
@@ -379,9 +386,11 @@ def gradient_study(args, kinds, length: int, device, out_dir: Path, n: int = 100
 # ---------------------------------------------------------------------------------------------
 # stage 3: figures and metrics
 
-def plot_accuracy(results: pd.DataFrame, summary: dict, path: Path, seeds: int) -> None:
+def plot_accuracy(results: pd.DataFrame, summary: dict, path: Path, seeds: int,
+                  test_size: int) -> None:
     fig, (ax,) = figure(width=9.0, row_height=5.0)
-    for color, (kind, stats) in zip(COLORS, summary.items()):
+    for kind in (k for k in MODELS if k in summary):
+        stats, color = summary[kind], MODEL_COLORS[kind]
         lengths = sorted(stats["by_length"])
         med = [100 * stats["by_length"][t]["median"] for t in lengths]
         low = [100 * stats["by_length"][t]["min"] for t in lengths]
@@ -396,8 +405,8 @@ def plot_accuracy(results: pd.DataFrame, summary: dict, path: Path, seeds: int) 
     ax.set_xlabel("palindrome length T (digits; the first digit must be kept T − 2 steps)")
     ax.set_ylabel("test accuracy, last digit (%)")
     ax.set_ylim(0, 102)
-    ax.set_title("Palindrome memory: test accuracy vs length (10,000 test palindromes each)")
-    ax.legend(loc="center right", framealpha=0.9)
+    ax.set_title(f"Palindrome memory: test accuracy vs length ({test_size:,} test palindromes each)")
+    ax.legend(loc="best", framealpha=0.9)
     save_figure(fig, path)
 
 
@@ -405,7 +414,8 @@ def plot_gradients(study: dict, summary: dict, path: Path) -> None:
     length = study["length"]
     fig, axes = figure(1, 2, width=11.0, row_height=4.5, sharey=True)
     for ax, stage, title in zip(axes, ("init", "trained"), ("at initialisation", "after training")):
-        for color, (kind, norms) in zip(COLORS, study["norms"].items()):
+        for kind, norms in study["norms"].items():
+            color = MODEL_COLORS[kind]
             acc = summary[kind]["by_length"][length]["median"]
             label = LABELS[kind] + (f" (median test accuracy {acc:.0%})" if stage == "trained" else "")
             ax.semilogy(range(1, len(norms[stage]) + 1), norms[stage], marker=".", color=color,
@@ -444,7 +454,7 @@ def main(argv=None):
     results, dropped, interrupted = sweep(args, kinds, device, out_dir)
     write_csv(out_dir / "results.csv", results)
     summary = summarize(results)
-    plot_accuracy(results, summary, out_dir / "accuracy_vs_length.png", args.seeds)
+    plot_accuracy(results, summary, out_dir / "accuracy_vs_length.png", args.seeds, args.test_size)
 
     finished = [t for t in args.length if all(t in summary[k]["by_length"] for k in kinds)]
     study = None
