@@ -308,7 +308,6 @@ def palindrome_section(out_dir: Path) -> str:
     if run is None:
         return f"{title}\n\n" + missing("palindrome")
     m, c = run["metrics"], run["metrics"]["config"]
-    results = pd.read_csv(run["dir"] / "results.csv")
     summary, labels = m["summary"], {"rnn": "vanilla RNN", "lstm": "LSTM"}
     kinds = [k for k in ("rnn", "lstm") if k in summary]
     n, lengths = c["hidden_size"], c["length"]
@@ -384,7 +383,6 @@ def palindrome_section(out_dir: Path) -> str:
     pal = m["palindromes"]
     small = [t for t in lengths if pal[str(t)]["test_distinct"] is not None]
     if small:
-        seen = results.groupby("T")["test_seen_in_training"].max()
         parts += ["**How many palindromes there are.** `10^⌈T/2⌉` (the first `⌈T/2⌉` digits are "
                   "free, the rest mirror them), so for short T the training stream draws nearly all of "
                   "them and the test set overlaps training (the spec ignores this, and so do the "
@@ -392,16 +390,16 @@ def palindrome_section(out_dir: Path) -> str:
                   table(["T", "distinct palindromes", "distinct in the test set",
                          "expected share of test palindromes seen in training (longest run)"],
                         [[str(t), f"{pal[str(t)]['distinct']:,}", f"{pal[str(t)]['test_distinct']:,}",
-                          pct(seen.get(t))] for t in small]), ""]
+                          pct(pal[str(t)]["test_seen_in_training"])] for t in small]), ""]
 
     grad = m.get("gradient_norms")
     if grad:
         t_g = grad["length"]
-        ratios = {kind: {stage: norms[stage][0] / norms[stage][-1] for stage in ("init", "trained")}
-                  for kind, norms in grad["norms"].items()}
+        ratios = grad["first_over_last"]
         accs = {kind: summary[kind]["by_length"][str(t_g)]["median"] for kind in grad["norms"]}
         measured = "; ".join(
-            f"{labels[k]} (median test accuracy {pct(accs[k])}): ‖∂L/∂h⁽¹⁾‖ / ‖∂L/∂h⁽{t_g - 1}⁾‖ = "
+            f"{labels[k]} (median test accuracy {pct(accs[k])}): ‖∂L/∂h⁽¹⁾‖ / "
+            f"‖∂L/∂h⁽{grad['last_step']}⁾‖ = "
             f"{fmt(r['init'])} at initialisation, {fmt(r['trained'])} after training"
             for k, r in ratios.items())
         parts += [
@@ -472,11 +470,11 @@ def _palindrome_run_time(m: dict) -> str:
     load = (m.get("load_average") or {}).get("start")
     if "cpu_seconds" not in m:                 # a run from before CPU time was recorded
         return ""
-    return (f"Run time {fmt(m['run_seconds'] / 60)} min wall on a machine shared with other jobs"
+    return (f"Run time {m['run_seconds'] / 60:.1f} min wall on a machine shared with other jobs"
             + (f" (load average {fmt(load)} at the start)" if load is not None else "")
-            + f"; {fmt(m['cpu_seconds'] / 60)} min of CPU time over {workers} worker "
+            + f"; {m['cpu_seconds'] / 60:.1f} min of CPU time over {workers} worker "
             f"process(es), so on {workers} idle core(s) at least "
-            f"{fmt(m['cpu_seconds'] / 60 / workers)} min (CPU time ÷ workers; more where a "
+            f"{m['cpu_seconds_per_worker'] / 60:.1f} min (CPU time ÷ workers; more where a "
             f"worker waits for the other).")
 
 
@@ -486,7 +484,7 @@ def _gate_evidence(summary: dict, grad: dict, solved: float) -> str:
     rnn = (summary["rnn"]["holds_99_up_to"] or 0) if "rnn" in summary else None
     if rnn is None:
         return ""
-    ratio = {k: v["trained"][0] / v["trained"][-1] for k, v in grad["norms"].items()}
+    ratio = {k: v["trained"] for k, v in grad["first_over_last"].items()}
     verdict = "consistent with this" if lstm > rnn else "not borne out here"
     return (f"Measured: the LSTM holds {pct(solved)} to T = {lstm or '–'}, the vanilla RNN to "
             f"T = {rnn or '–'}, and after training the first step's gradient norm is "

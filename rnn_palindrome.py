@@ -380,7 +380,10 @@ def gradient_study(args, kinds, length: int, device, out_dir: Path, n: int = 100
         load_model_weights(out_dir / "runs" / f"{kind}_T{length}_seed{args.seed}" / CHECKPOINT,
                            model)
         norms[kind] = {"init": at_init, "trained": hidden_gradient_norms(model.to(device), x, y)}
-    return {"length": length, "examples": n, "norms": norms}
+    first_over_last = {kind: {stage: values[0] / values[-1] for stage, values in by_stage.items()}
+                       for kind, by_stage in norms.items()}
+    return {"length": length, "last_step": length - 1, "examples": n, "norms": norms,
+            "first_over_last": first_over_last}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -429,6 +432,20 @@ def plot_gradients(study: dict, summary: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def palindrome_facts(args, results: pd.DataFrame) -> dict:
+    """Per length: how many palindromes exist, how many distinct ones the test set holds (for
+    T ≤ 12), and the expected share of the test set that the longest run also drew in training."""
+    facts = {}
+    for t in args.length:
+        runs = results[results["T"] == t] if len(results) else results
+        facts[str(t)] = {
+            "distinct": palindrome_count(t),
+            "test_distinct": int(torch.unique(palindrome_set("test", args.test_size, t)[0].argmax(-1),
+                                              dim=0).shape[0]) if t <= 12 else None,
+            "test_seen_in_training": float(runs["test_seen_in_training"].max()) if len(runs) else None}
+    return facts
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and its finished child processes (the workers), user + system;
     where ``resource`` is missing (Windows), this process's only."""
@@ -468,11 +485,7 @@ def main(argv=None):
         "summary": summary,
         "chance_accuracy": CHANCE,
         "solved_accuracy": SOLVED,
-        "palindromes": {str(t): {"distinct": palindrome_count(t),
-                                 "test_distinct": int(torch.unique(
-                                     palindrome_set("test", args.test_size, t)[0].argmax(-1),
-                                     dim=0).shape[0]) if t <= 12 else None}
-                        for t in args.length},
+        "palindromes": palindrome_facts(args, results),
         "gradient_norms": study,
         "not_run_past_chance": dropped,
         "parameters": {kind: {"count": count_parameters(build(kind, args, 0)),
@@ -483,6 +496,7 @@ def main(argv=None):
         "run_seconds": time.time() - started,
         # wall time on a shared machine says little; CPU time / workers is the time on idle cores
         "cpu_seconds": cpu_seconds() - cpu_started,
+        "cpu_seconds_per_worker": (cpu_seconds() - cpu_started) / args.workers,
         "load_average": {"start": load_before, "end": load_average()},
         "interrupted": interrupted,
         **machine_info(device),
