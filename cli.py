@@ -82,8 +82,9 @@ def probability(text: str) -> float:
 
 def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
                   grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle") -> argparse.ArgumentParser:
-    """Parent parser with the flags every script shares; defaults are the script's own."""
+                  lr_schedule: str = "onecycle", grid: bool = True) -> argparse.ArgumentParser:
+    """Parent parser with the flags every script shares; defaults are the script's own.
+    ``grid``: the script runs grid searches, so it takes --backend, --parallel, --ray-address."""
     p = Parser(add_help=False)
     model = p.add_argument_group("model")
     model.add_argument("--input-size", type=positive_int, default=input_size,
@@ -149,6 +150,20 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                           f"(default report/{task}/)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the checkpoint in --out-dir")
+    if not grid:
+        return p
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where a grid's trials run: local (one after another in this process) "
+                          "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "
+                          "or the cluster at --ray-address; pip install -r requirements-ray.txt) "
+                          "(default local)")
+    run.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                     help="--backend ray: grid trials run at once, each with --threads threads "
+                          "(default: cores / N) (default 1)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
+                          "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
+                          "runtime on this machine")
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
     return p
@@ -173,14 +188,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def setup_runtime(args) -> torch.device:
-    """Check --threads, --device and --precision against what this machine can do (one
-    UsageError line each, before anything is written), apply them, and return the device."""
+    """Check --threads, --device, --precision and the grid backend against what this machine
+    can do (one UsageError line each, before anything is written), apply them, and return the
+    device."""
     check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     check_device(device)
     check_precision(getattr(args, "precision", "fp32"), device)
+    if hasattr(args, "backend"):
+        from ray_grid import check_backend
+        from training import GridBackend
+        check_backend(GridBackend.from_args(args))
     return device
 
 
