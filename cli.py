@@ -83,16 +83,17 @@ def probability(text: str) -> float:
 def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, epochs: int | None,
                   lr: float, grad_clip: float, batch_size: int = 128, patience: int = 0,
                   lr_schedule: str = "onecycle", optimizer: str = "adam",
-                  model_flags: bool = True) -> argparse.ArgumentParser:
+                  model_flags: bool = True, grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
 
     ``model_flags=False`` leaves out the autoencoder's model group (a script with other models
-    defines its own); ``epochs=None`` leaves out ``--epochs`` (a script that counts steps)."""
+    defines its own); ``epochs=None`` leaves out ``--epochs`` (a script that counts steps).
+    ``grid``: the script runs grid searches, so it takes --backend, --parallel, --ray-address."""
     p = Parser(add_help=False)
     if model_flags:
         _autoencoder_flags(p, input_size, hidden_size)
     _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
-    _run_flags(p, task)
+    _run_flags(p, task, grid)
     return p
 
 
@@ -156,7 +157,7 @@ def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, g
                             "(default 0)")
 
 
-def _run_flags(p: argparse.ArgumentParser, task: str) -> None:
+def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool) -> None:
     run = p.add_argument_group("run")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
@@ -167,8 +168,25 @@ def _run_flags(p: argparse.ArgumentParser, task: str) -> None:
                           f"(default report/{task}/)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the checkpoint in --out-dir")
+    if grid:
+        _grid_backend_flags(run)
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
+
+
+def _grid_backend_flags(run) -> None:
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where a grid's trials run: local (one after another in this process) "
+                          "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "
+                          "or the cluster at --ray-address; pip install -r requirements-ray.txt) "
+                          "(default local)")
+    run.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                     help="--backend ray: grid trials run at once, each with --threads threads "
+                          "(default: cores / N) (default 1)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
+                          "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
+                          "runtime on this machine")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -190,14 +208,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def setup_runtime(args) -> torch.device:
-    """Check --threads, --device and --precision against what this machine can do (one
-    UsageError line each, before anything is written), apply them, and return the device."""
+    """Check --threads, --device, --precision and the grid backend against what this machine
+    can do (one UsageError line each, before anything is written), apply them, and return the
+    device."""
     check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     check_device(device)
     check_precision(getattr(args, "precision", "fp32"), device)
+    if hasattr(args, "backend"):
+        from ray_grid import check_backend
+        from training import GridBackend
+        check_backend(GridBackend.from_args(args))
     return device
 
 

@@ -10,7 +10,9 @@ data are in-memory tensors shuffled each epoch, or a ``Stream`` of batches made 
 after any epoch (e.g. once the training accuracy has been 100 %).
 
 ``run_grid`` runs ``fit`` over every combination of hidden size, learning rate and gradient clip,
-records each finished trial in ``grid.csv`` and skips finished trials when run again.
+records each finished trial in ``grid.csv`` and skips finished trials when run again; its trials
+run one after another here or, with ``GridBackend("ray", parallel=N)``, as Ray Tune trials
+(``ray_grid.py``) on this machine or a cluster.
 
 Checkpoints are plain dicts of tensors and built-in types (model ``state_dict``, optimizer state,
 RNG states, history, the best weights so far), loaded with ``torch.load(weights_only=True)``.
@@ -376,17 +378,54 @@ def read_grid(path: Path) -> pd.DataFrame:
     return table
 
 
+@dataclass
+class GridBackend:
+    """How a grid's trials run: ``local`` (one after another in this process) or ``ray`` (Ray
+    Tune trials, ``parallel`` at a time, on a local runtime or the cluster at ``ray_address``).
+    ``threads``: CPU threads of each Ray trial (default: this machine's cores / ``parallel``)."""
+    name: str = "local"
+    parallel: int = 1
+    ray_address: str | None = None
+    threads: int | None = None
+
+    @classmethod
+    def from_args(cls, args) -> "GridBackend":
+        return cls(args.backend, args.parallel, args.ray_address, args.threads)
+
+
+def train_trial(params: dict, build: Callable[[dict], nn.Module], step_fn: StepFn, train, val,
+                settings: TrainSettings, *, run_dir: Path, identity: dict, device: torch.device,
+                seed: int, resume: bool, desc: str, config: str) -> dict:
+    """One grid trial: a fresh model for ``params`` trained by ``fit`` in ``run_dir``; returns
+    its grid.csv row (plus "interrupted"). The same code whichever backend runs it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build(params)
+    trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
+    result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
+                 identity={**identity, **params}, device=device, seed=seed, resume=resume,
+                 desc=desc)
+    return {"trial": trial_name(params), **params, "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "seconds": round(result.seconds, 2), "config": config,
+            "interrupted": result.interrupted}
+
+
 def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: StepFn,
              train, val, settings: TrainSettings, *, out_dir, identity: dict,
-             device: torch.device, seed: int = 0, resume: bool = False) -> GridResult:
+             device: torch.device, seed: int = 0, resume: bool = False,
+             backend: GridBackend | None = None) -> GridResult:
     """Train one model per grid point and return the best by validation loss.
 
     ``build(params)`` returns a fresh model for a point (``params`` has hidden_size, lr,
     grad_clip). With one point the run lives in ``out_dir`` itself and no ``grid.csv`` is
-    written; with several, each trial has ``out_dir/trials/<name>/`` and finished trials are
-    recorded in ``out_dir/grid.csv`` and skipped when the same configuration runs again.
+    written (whatever the backend); with several, each trial has ``out_dir/trials/<name>/`` and
+    finished trials are recorded in ``out_dir/grid.csv`` and skipped when the same configuration
+    runs again. ``backend`` says where the unfinished trials run (``GridBackend``; default: one
+    after another here); grid.csv is written by this process alone, as each trial finishes.
     """
     out_dir = Path(out_dir)
+    backend = backend or GridBackend()
     if len(points) == 1:
         params = points[0]
         torch.manual_seed(seed)
@@ -400,7 +439,7 @@ def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: St
     table = read_grid(grid_path)
     config = stable_hash({"identity": identity, "settings": asdict(settings), "seed": seed})
     results: dict[str, dict] = {}
-    interrupted = False
+    pending = []
     for number, params in enumerate(points, 1):
         name = trial_name(params)
         run_dir = out_dir / "trials" / name
@@ -409,25 +448,45 @@ def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: St
             print(f"grid {number}/{len(points)} {name}: finished earlier, skipped", file=sys.stderr)
             results[name] = {"params": params, "val": float(done["best_val_loss"].iloc[-1]),
                              "run_dir": run_dir}
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(seed)
-        model = build(params)
-        trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
-        can_resume = resume and (run_dir / CHECKPOINT).exists()
-        result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
-                     identity={**identity, **params}, device=device, seed=seed,
-                     resume=can_resume, desc=f"grid {number}/{len(points)} {name}")
-        results[name] = {"params": params, "val": result.best_val_loss, "run_dir": run_dir}
-        if result.interrupted:
-            interrupted = True
-            break
-        row = {"trial": name, **params, "best_val_loss": result.best_val_loss,
-               "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-               "seconds": round(result.seconds, 2), "config": config}
-        table = table[~((table["trial"] == name) & (table["config"] == config))]
+        else:
+            pending.append((number, params))
+
+    def record(row: dict) -> None:
+        nonlocal table
+        results[row["trial"]] = {"params": {k: row[k] for k in GRID_KEYS},
+                                 "val": row["best_val_loss"],
+                                 "run_dir": out_dir / "trials" / row["trial"]}
+        if row["interrupted"]:
+            return
+        row = {k: v for k, v in row.items() if k != "interrupted"}
+        table = table[~((table["trial"] == row["trial"]) & (table["config"] == config))]
         table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
         write_csv(grid_path, table)
+
+    def trial(params: dict, number: int, resume_from: float | None = None) -> dict:
+        """Runs one pending trial. ``resume_from``: a checkpoint written after this time (by an
+        earlier attempt of the same trial, e.g. on a worker that died) is continued."""
+        run_dir = out_dir / "trials" / trial_name(params)
+        ckpt = run_dir / CHECKPOINT
+        can_resume = ckpt.exists() and (resume or (resume_from is not None
+                                                   and ckpt.stat().st_mtime >= resume_from))
+        return train_trial(params, build, step_fn, train, val, settings, run_dir=run_dir,
+                           identity=identity, device=device, seed=seed, resume=can_resume,
+                           desc=f"grid {number}/{len(points)} {trial_name(params)}",
+                           config=config)
+
+    interrupted = False
+    if backend.name == "ray" and pending:
+        from ray_grid import run_trials
+        interrupted = run_trials(pending, trial, record, backend, out_dir=out_dir,
+                                 total=len(points), device=device)
+    else:
+        for number, params in pending:
+            row = trial(params, number)
+            record(row)
+            if row["interrupted"]:
+                interrupted = True
+                break
 
     finite = {k: v for k, v in results.items() if math.isfinite(v["val"])}
     if not finite:

@@ -97,6 +97,16 @@ def parse_args(argv=None):
                      help=f"folder holding MNIST/raw/ (default ${DATA_ENV} if set, "
                           f"else ../shared/data)")
 
+    grid = parser.add_argument_group("grid backends")
+    grid.add_argument("--grid-backends", action="store_true",
+                      help="also time the toy report grid (8 trials) with --backend local and 2 "
+                           "threads against --backend ray --parallel 2 with 1 thread each "
+                           "(needs requirements-ray.txt)")
+    grid.add_argument("--grid-epochs", type=positive_int, default=None,
+                      help="--grid-backends: epochs per trial (default: the script's 30)")
+    grid.add_argument("--grid-n-seqs", type=positive_int, default=None,
+                      help="--grid-backends: sequences generated (default: the script's 10,000)")
+
     out = parser.add_argument_group("run and outputs")
     out.add_argument("--device", default="auto",
                      help="auto (the CPU, and CUDA too when present), cpu, cuda or cuda:N "
@@ -237,6 +247,14 @@ def main(argv=None):
                                    log=lambda text: print(text, file=sys.stderr, flush=True))
             result["time_to_accuracy"].append(tta)
             print(tta["summary"])
+
+    if args.grid_backends:
+        from bench.grid import compare_backends
+        from ray_grid import import_ray
+        import_ray()
+        print("timing the toy grid under both backends ...", file=sys.stderr, flush=True)
+        result["grid_backends"] = compare_backends(args.grid_epochs, args.grid_n_seqs)
+        print(result["grid_backends"]["summary"])
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),

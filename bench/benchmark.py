@@ -647,6 +647,9 @@ def markdown_report(result: dict) -> str:
     tta = result.get("time_to_accuracy")
     if tta:
         lines += ["", "## Time to accuracy", ""] + [f"- {run['summary']}" for run in tta]
+    if result.get("grid_backends"):
+        lines += ["", "## Grid search: local vs Ray backend", "",
+                  f"- {result['grid_backends']['summary']}"]
     if result.get("profiles"):
         lines += ["", "## Where the time goes", "",
                   "torch.profiler, one training step after two warm-up steps (self CPU time: "
