@@ -80,12 +80,25 @@ def probability(text: str) -> float:
     return value
 
 
-def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
-                  grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle", grid: bool = True) -> argparse.ArgumentParser:
+def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, epochs: int | None,
+                  lr: float, grad_clip: float, batch_size: int = 128, patience: int = 0,
+                  lr_schedule: str = "onecycle", optimizer: str = "adam",
+                  model_flags: bool = True, grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
-    ``grid``: the script runs grid searches, so it takes --backend, --parallel, --ray-address."""
+
+    ``model_flags=False`` leaves out the autoencoder's model group (a script with other models
+    defines its own); ``epochs=None`` leaves out ``--epochs`` (a script that counts steps);
+    ``grid=False`` leaves out --backend, --parallel and --ray-address (a script without grid
+    search)."""
     p = Parser(add_help=False)
+    if model_flags:
+        _autoencoder_flags(p, input_size, hidden_size)
+    _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
+    _run_flags(p, task, grid)
+    return p
+
+
+def _autoencoder_flags(p: argparse.ArgumentParser, input_size: int, hidden_size: int) -> None:
     model = p.add_argument_group("model")
     model.add_argument("--input-size", type=positive_int, default=input_size,
                        help=f"values fed per time step; must divide the sequence length "
@@ -110,11 +123,15 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                             "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
                             "default uniform) (default orthogonal)")
 
+
+def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
+                    batch_size: int, patience: int, lr_schedule: str, optimizer: str) -> None:
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=epochs,
-                       help=f"maximum training epochs (default {epochs})")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                       help="optimizer (default adam)")
+    if epochs is not None:
+        train.add_argument("--epochs", type=positive_int, default=epochs,
+                           help=f"maximum training epochs (default {epochs})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer,
+                       help=f"optimizer (default {optimizer})")
     train.add_argument("--lr", type=positive_float, nargs="+", default=[lr], metavar="LR",
                        help=f"peak learning rate; several values run a grid search (default {lr:g})")
     train.add_argument("--lr-schedule", choices=("onecycle", "constant"), default=lr_schedule,
@@ -140,6 +157,8 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                        help="seed for data generation, splits, initialisation and shuffling "
                             "(default 0)")
 
+
+def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True) -> None:
     run = p.add_argument_group("run")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
@@ -150,8 +169,13 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                           f"(default report/{task}/)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the checkpoint in --out-dir")
-    if not grid:
-        return p
+    if grid:
+        _grid_flags(run)
+    run.add_argument("--debug", action="store_true",
+                     help="show the full traceback on errors")
+
+
+def _grid_flags(run) -> None:
     run.add_argument("--backend", choices=("local", "ray"), default="local",
                      help="where a grid's trials run: local (one after another in this process) "
                           "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "
@@ -164,9 +188,6 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                      help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
                           "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
                           "runtime on this machine")
-    run.add_argument("--debug", action="store_true",
-                     help="show the full traceback on errors")
-    return p
 
 
 def resolve_device(name: str) -> torch.device:

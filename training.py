@@ -4,7 +4,10 @@
 a batch means and what the loss is, the loop does the rest (optimizer by name, one-cycle or
 constant learning rate, gradient-norm clipping, early stopping, tqdm progress, ``history.csv``
 rewritten as each epoch ends, a checkpoint written atomically after every epoch, ``--resume``,
-NaN/Inf detection, Ctrl-C that stops training but still returns the best model).
+NaN/Inf detection, Ctrl-C that stops training but still returns the best model). The training
+data are in-memory tensors shuffled each epoch, or a ``Stream`` of batches made on the fly
+(an "epoch" is then a fixed number of fresh batches); a ``stop(history)`` hook may end training
+after any epoch (e.g. once the training accuracy has been 100 %).
 
 ``run_grid`` runs ``fit`` over every combination of hidden size, learning rate and gradient clip,
 records each finished trial in ``grid.csv`` and skips finished trials when run again; its trials
@@ -24,7 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -73,6 +76,18 @@ class FitResult:
 
 
 StepFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
+
+
+@dataclass
+class Stream:
+    """Training batches generated on the fly instead of read from tensors.
+
+    ``batches(epoch)`` yields the ``steps_per_epoch`` batch tuples of epoch ``epoch`` (1-based);
+    it should be a pure function of the epoch number (e.g. seeded with it), so a resumed run
+    sees the same data as an uninterrupted one.
+    """
+    batches: Callable[[int], Iterable[tuple]]
+    steps_per_epoch: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,26 +202,34 @@ def load_model_weights(path: Path, model: nn.Module, which: str = "best") -> dic
 # ---------------------------------------------------------------------------------------------
 # the loop
 
-def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
+def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Stream,
         val: Sequence[torch.Tensor], settings: TrainSettings, *, run_dir, identity: dict,
         device: torch.device, seed: int = 0, resume: bool = False, desc: str = "train",
-        eval_batch_size: int = 1024) -> FitResult:
+        eval_batch_size: int = 1024,
+        stop: Callable[[list[dict]], bool] | None = None) -> FitResult:
     """Train ``model`` in place and leave it holding its best-by-validation weights.
 
-    ``train``/``val``: aligned tensors, first dimension = sequences (moved to ``device`` here).
+    ``train``/``val``: aligned tensors, first dimension = sequences (moved to ``device`` here);
+    ``train`` may instead be a ``Stream`` (``settings.batch_size`` is then the stream's affair).
     ``step_fn(model, batch)`` returns the mean loss of the batch and a dict of extra batch-mean
     metrics (logged as ``train_<name>``/``val_<name>`` in the history).
     ``identity``: everything that must match for ``--resume`` to continue this run (model
     config, data settings, optimizer...): a checkpoint with another identity is refused.
+    ``stop(history)``: called before each epoch with the rows so far; True ends training (like
+    ``settings.patience``, which it does not replace).
     """
     run_dir = Path(run_dir)
     ckpt_path, hist_path = run_dir / CHECKPOINT, run_dir / HISTORY
     model.to(device)
-    train = [t.to(device) for t in train]
     val = [t.to(device) for t in val]
     optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr,
                                settings.weight_decay)
     shuffle_gen = torch.Generator().manual_seed(seed)
+    if not isinstance(train, Stream):
+        tensors = [t.to(device) for t in train]
+        train = Stream(lambda epoch: batches(tensors, settings.batch_size, shuffle=True,
+                                             generator=shuffle_gen),
+                       math.ceil(len(tensors[0]) / settings.batch_size))
     history: list[dict] = []
     best: dict | None = None
     start_epoch = 0
@@ -227,7 +250,7 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
         print(f"note: starting a new run; {ckpt_path} will be replaced after the first epoch "
               f"(use --resume to continue it)", file=sys.stderr)
 
-    steps_per_epoch = math.ceil(len(train[0]) / settings.batch_size)
+    steps_per_epoch = train.steps_per_epoch
     total_steps = settings.epochs * steps_per_epoch
     best_val = best["val_loss"] if best else math.inf
     best_epoch = best["epoch"] if best else 0
@@ -239,14 +262,16 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             if settings.patience and epoch - 1 - best_epoch >= settings.patience:
                 break
+            if stop is not None and history and stop(history):
+                break
             t0 = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
             count = 0
-            step_bar = tqdm(batches(train, settings.batch_size, shuffle=True, generator=shuffle_gen),
-                            total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
+            step_bar = tqdm(train.batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
                             dynamic_ncols=True, file=sys.stderr)
             for i, batch in enumerate(step_bar):
+                batch = tuple(t.to(device) for t in batch)   # a no-op for in-memory tensors
                 lr = learning_rate((epoch - 1) * steps_per_epoch + i, total_steps, settings.lr,
                                    settings.lr_schedule)
                 for group in optimizer.param_groups:

@@ -2,9 +2,10 @@
 
 Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
 then one row per configuration (toy, MNIST rows F_fc in fp32 and under bf16 autocast, MNIST rows
-F_conv, MNIST pixels F_fc, S&P 500 windows; where ``hardware.bf16_support`` says this machine cannot
-train the models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line
-saying why): ms per training step, the reference's ms per step
+F_conv, MNIST pixels F_fc, S&P 500 windows, and the palindrome task's from-scratch LSTM beside
+nn.LSTM on the same weights; where ``hardware.bf16_support`` says this machine cannot train the
+models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line saying
+why): ms per training step, the reference's ms per step
 and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LSTM gates and its
 fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
