@@ -132,6 +132,9 @@ def parse_args(argv=None):
     data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                       help="train on a seeded subset of N of the 54,000 training images (the "
                            "validation 6,000 and the test images are unchanged; default: all)")
+    data.add_argument("--test-size", type=positive_int, default=None, metavar="N",
+                      help="measure on a seeded subset of N of the 10,000 test images (for quick "
+                           "runs; default: all)")
     data.add_argument("--per-digit", type=positive_int, default=10,
                       help="test images of each digit shown in generated.png/originals.png "
                            "(seeded choice; default 10)")
@@ -164,7 +167,8 @@ def shown_images(test_labels: torch.Tensor, per_digit: int, seed: int) -> list[l
     for digit in range(10):
         members = torch.nonzero(test_labels == digit).flatten()
         if len(members) < per_digit:
-            raise UsageError(f"--per-digit {per_digit}: only {len(members)} test images of {digit}")
+            raise UsageError(f"--per-digit {per_digit}: only {len(members)} test images of "
+                             f"digit {digit}")
         rows.append(members[torch.randperm(len(members), generator=generator)[:per_digit]].tolist())
     return rows
 
@@ -217,6 +221,11 @@ def main(argv=None):
     train_images, _ = load_mnist(args.data_dir, train=True)
     test_images, test_labels = load_mnist(args.data_dir, train=False)
     train_idx, val_idx = mnist_split(args.seed, args.train_size, n=len(train_images))
+    if args.test_size is not None:
+        if args.test_size > len(test_images):
+            raise UsageError(f"--test-size {args.test_size}: there are {len(test_images)} test images")
+        keep = torch.randperm(len(test_images), generator=torch.Generator().manual_seed(args.seed))
+        test_images, test_labels = test_images[keep[:args.test_size]], test_labels[keep[:args.test_size]]
     rows = shown_images(test_labels, args.per_digit, args.seed)
     out_dir = prepare_out_dir(args.out_dir)
     judge_file = Path(args.judge_file) if args.judge_file else default_judge_file(out_dir)

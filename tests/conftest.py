@@ -50,3 +50,16 @@ def mnist_root(shared_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def sp500_csv(shared_data_dir) -> Path:
     return _require(shared_data_dir / "sp500" / "SP 500 Stock Prices 2014-2017.csv")
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(mnist_root, tmp_path_factory):
+    """A digit judge trained for one epoch on 3,000 images (a few seconds; ~80 % accurate),
+    cached in a session folder: (path of its judge.pt, the Judge)."""
+    from judge import load_or_train_judge
+    from training import TrainSettings
+
+    path = tmp_path_factory.mktemp("judge") / "judge.pt"
+    judge = load_or_train_judge(path, mnist_root, settings=TrainSettings(epochs=1, lr=3e-3),
+                                train_size=3000)
+    return path, judge
