@@ -389,7 +389,7 @@ def sevens_section(out_dir: Path) -> str:
         f"{first['n_train'] + first['n_val']:,} training and {first['n_test']:,} test sevens get a "
         f"hidden effect of random strength s ~ U[0, 1] per image (saved in `strengths.csv`). A VAE "
         f"(`feedforward.VAE`, encoder {' → '.join(str(v) for v in first['model']['sizes'])} → K, "
-        f"mirrored decoder; negative ELBO with summed BCE) is trained with the shared loop; the script "
+        f"mirrored decoder; loss = summed BCE + β · KL with β = {first['config']['kl_weight']:g}) is trained with the shared loop; the script "
         f"names the latent dimension whose posterior mean correlates most with s on the test sevens. "
         f"Target: the named dimension |r| ≥ 0.9 and no other > 0.3, ≤ 5 min per effect. Baseline: "
         f"the best |r| of the first K principal components (linear, same code size).", "",
