@@ -211,13 +211,23 @@ FAST_MALLOC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshol
 
 def reexec_with_fast_malloc() -> None:
     """Re-run this command with GLIBC_TUNABLES=FAST_MALLOC (glibc Linux only; once; opt out by
-    setting GLIBC_TUNABLES yourself, e.g. to an empty string)."""
+    setting GLIBC_TUNABLES yourself, e.g. to an empty string).
+
+    Anywhere else (macOS, Windows, musl or another C library, an interpreter that cannot say how
+    it was started) and if the re-exec itself fails, the command simply goes on in this process
+    with the C library's default allocator: slower on long sequences, never an error."""
     if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or platform.libc_ver()[0] != "glibc":
+        return
+    argv = getattr(sys, "orig_argv", None)         # Python ≥ 3.10: the interpreter's own argv
+    if not argv or not sys.executable:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-              {**os.environ, "GLIBC_TUNABLES": FAST_MALLOC})
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]],
+                  {**os.environ, "GLIBC_TUNABLES": FAST_MALLOC})
+    except OSError:
+        return
 
 
 def run(main, argv=None) -> int:

@@ -217,10 +217,44 @@ class PriceTable(NamedTuple):
         return self.values[self.symbols.index(symbol)]
 
 
+# Kaggle's S&P 500 price files name their columns differently ("symbol", "ticker" or "Name";
+# "date" or "Date"; "high" or "High") and order them differently: each role is found by these
+# spellings, case-insensitively, unless the user names the column.
+SP500_COLUMN_NAMES = {"symbol": ("symbol", "ticker", "name"), "date": ("date",)}
+
+
+def sp500_columns(header: list[str], path: str, features: tuple[str, ...],
+                  symbol_column: str | None = None, date_column: str | None = None) -> dict:
+    """Map each role (symbol, date, every feature) to its column in ``header``.
+
+    A role is matched case-insensitively against its usual spellings, or against the column the
+    user named (``--symbol-column``, ``--date-column``). No match, or two matches, is one
+    UsageError naming the role, the flag that settles it and the columns found."""
+    found = ", ".join(map(str, header)) or "none"
+    named = {"symbol": symbol_column, "date": date_column}
+    columns = {}
+    for role in ("symbol", "date", *features):
+        choices = (named[role],) if named.get(role) else SP500_COLUMN_NAMES.get(role, (role,))
+        matches = [c for c in header if str(c).strip().lower() in {n.lower() for n in choices}]
+        flag = f"--{role}-column" if role in named else None
+        if not matches:
+            how = (f"column {named[role]!r} given by {flag} not found" if named.get(role) else
+                   f"no {role} column (looked for {', '.join(repr(n) for n in choices)}, any case"
+                   + (f"; name it with {flag}" if flag else "") + ")")
+            raise UsageError(f"{path}: {how} (columns found: {found})")
+        if len(matches) > 1:
+            raise UsageError(f"{path}: {len(matches)} columns could be the {role} column "
+                             f"({', '.join(map(repr, matches))})"
+                             + (f"; choose one with {flag}" if flag else ""))
+        columns[role] = matches[0]
+    return columns
+
+
 def load_sp500(path, features=("high",), missing: str = "ffill",
-               flag: str = "--data-file") -> PriceTable:
+               flag: str = "--data-file", symbol_column: str | None = None,
+               date_column: str | None = None) -> PriceTable:
     """Read and validate the S&P 500 CSV (see the section comment); ``flag`` names the file's
-    command-line flag in error messages."""
+    command-line flag in error messages; columns are found by ``sp500_columns``."""
     import os
 
     import pandas as pd
@@ -236,13 +270,13 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
         raise UsageError(f"{flag} {path}: no such file")
     try:
         header = list(pd.read_csv(path, nrows=0).columns)
-        for column in ("symbol", "date", *features):
-            if column not in header:
-                raise UsageError(f"{path}: required column {column!r} missing (columns found: "
-                                 f"{', '.join(map(str, header)) or 'none'})")
-        frame = pd.read_csv(path, usecols=["symbol", "date", *features],
-                            dtype={"symbol": str, "date": str}, keep_default_na=False,
-                            na_values={f: ["", "NA", "NaN", "nan", "null"] for f in features})
+        columns = sp500_columns(header, path, features, symbol_column, date_column)
+        frame = pd.read_csv(path, usecols=list(columns.values()),
+                            dtype={columns["symbol"]: str, columns["date"]: str},
+                            keep_default_na=False,
+                            na_values={columns[f]: ["", "NA", "NaN", "nan", "null"]
+                                       for f in features})
+        frame = frame.rename(columns={column: role for role, column in columns.items()})
     except UsageError:
         raise
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
@@ -251,12 +285,13 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
 
     empty = frame.index[frame["symbol"].str.strip() == ""]
     if len(empty):
-        raise UsageError(f"{path}: empty symbol in column 'symbol' (line {_lines(empty)})")
+        raise UsageError(f"{path}: empty symbol in column {columns['symbol']!r} "
+                         f"(line {_lines(empty)})")
     dates = pd.to_datetime(frame["date"].str.strip(), format="ISO8601", errors="coerce")
     bad_dates = frame.index[dates.isna()]
     if len(bad_dates):
         raise UsageError(f"{path}: unparsable date {frame['date'][bad_dates[0]]!r} in column "
-                         f"'date' (line {_lines(bad_dates)}); expected YYYY-MM-DD")
+                         f"{columns['date']!r} (line {_lines(bad_dates)}); expected YYYY-MM-DD")
     frame["date"] = dates
     frame["symbol"] = frame["symbol"].str.strip()
     duplicated = frame.index[frame.duplicated(["symbol", "date"], keep="first")]
@@ -268,14 +303,16 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
         values = pd.to_numeric(frame[column], errors="coerce")
         text = frame.index[values.isna() & frame[column].notna()]
         if len(text):
-            raise UsageError(f"{path}: column {column!r} holds text {frame[column][text[0]]!r} "
+            raise UsageError(f"{path}: column {columns[column]!r} holds text "
+                             f"{frame[column][text[0]]!r} "
                              f"(line {_lines(text)})")
         infinite = frame.index[np.isinf(values.to_numpy(dtype=float))]
         if len(infinite):
-            raise UsageError(f"{path}: column {column!r} holds ±Inf (line {_lines(infinite)})")
+            raise UsageError(f"{path}: column {columns[column]!r} holds ±Inf "
+                             f"(line {_lines(infinite)})")
         not_positive = frame.index[values <= 0]
         if len(not_positive):
-            raise UsageError(f"{path}: column {column!r} holds a price ≤ 0 "
+            raise UsageError(f"{path}: column {columns[column]!r} holds a price ≤ 0 "
                              f"(line {_lines(not_positive)})")
         frame[column] = values.astype(float)
         empty_cells |= values.isna()

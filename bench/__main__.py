@@ -2,7 +2,9 @@
 
 Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
 then one row per configuration (toy, MNIST rows F_fc in fp32 and under bf16 autocast, MNIST rows
-F_conv, MNIST pixels F_fc, S&P 500 windows): ms per training step, the reference's ms per step
+F_conv, MNIST pixels F_fc, S&P 500 windows; where ``hardware.bf16_support`` says this machine cannot
+train the models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line
+saying why): ms per training step, the reference's ms per step
 and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LSTM gates and its
 fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
@@ -30,6 +32,7 @@ from bench import benchmark
 from bench.benchmark import CONFIG_NAMES, WORKER_MARK, Config
 from cli import Parser, positive_int, probability, resolve_device, run, setup_runtime
 from errors import UsageError
+from hardware import bf16_unsupported_reason
 from outputs import prepare_out_dir, write_json, write_text
 
 DATA_ENV = "LSTM_AE_DATA_DIR"
@@ -154,12 +157,13 @@ def main(argv=None):
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     info = benchmark.machine_info(devices)
+    load = info["load_average"][0] if info["load_average"] else None
     print(f"torch {info['torch']}, threads: {info['threads']}; CPU: {info['cpu']} "
-          f"({info['cores']} cores, {info['cpu_capability']}, load average "
-          f"{info['load_average'][0]:.2f})"
+          f"({info['cores']} cores, {info['cpu_capability']}"
+          + (f", load average {load:.2f})" if load is not None else ")")
           + (f"; GPU: {info['cuda']}" if "cuda" in info else ""))
-    if info["load_average"][0] + info["threads"] > info["cores"] + 0.5:
-        print(f"warning: load average {info['load_average'][0]:.1f} on {info['cores']} cores with "
+    if load is not None and load + info["threads"] > info["cores"] + 0.5:
+        print(f"warning: load average {load:.1f} on {info['cores']} cores with "
               f"{info['threads']} torch thread(s): other processes compete for the CPU, so the "
               f"timings are pessimistic and noisy (and threads may spin-wait on each other)",
               file=sys.stderr)
@@ -170,6 +174,8 @@ def main(argv=None):
 
     configs = [c for c in benchmark.configurations(quick, args.batch_size)
                if c.name in args.configs]
+    # what this machine cannot run is left out with its reason, never attempted
+    result["left_out"] = []
     if not args.no_table:
         for device in devices:
             peak = benchmark.matmul_peak(device, matmul_n)
@@ -177,6 +183,11 @@ def main(argv=None):
             print(f"{device}: fp32 matmul peak {peak:.1f} GFLOP/s ({matmul_n}² torch.mm)")
         for device in devices:
             for config in configs:
+                reason = config.precision == "bf16" and bf16_unsupported_reason(device)
+                if reason:
+                    result["left_out"].append({"what": f"{config.label} on {device}",
+                                               "reason": reason})
+                    continue
                 print(f"measuring {config.label} on {device} ...", file=sys.stderr, flush=True)
                 if args.no_subprocess:
                     raw = benchmark.measure(config, device, args.repeats, args.warmup, args.seed)
@@ -189,7 +200,7 @@ def main(argv=None):
                 result["rows"].append(
                     benchmark.summarize(raw, result["matmul_peak_gflops"][str(device)]))
         print()
-        print(benchmark.format_table(result["rows"]))
+        print(benchmark.format_table(result["rows"], result["left_out"]))
 
     if args.profile or args.markdown:
         result["profiles"] = {}
@@ -214,6 +225,12 @@ def main(argv=None):
         row_hidden = next(c.hidden for c in benchmark.configurations() if c.name == "mnist-row-fc")
         for hidden, precision in itertools.product(args.hidden_size or (row_hidden, None),
                                                    args.precision):
+            reason = precision == "bf16" and bf16_unsupported_reason(device)
+            if reason:
+                size = f"H={hidden}" if hidden else "the script's default hidden size"
+                result["left_out"].append({"what": f"time to accuracy, {size}, bf16, on {device}",
+                                           "reason": reason})
+                continue
             tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
                                    args.train_size, args.seed, args.test_size, precision, hidden,
                                    log=lambda text: print(text, file=sys.stderr, flush=True))
@@ -222,7 +239,7 @@ def main(argv=None):
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),
-                                  result.get("profiles")):
+                                  result.get("profiles"), result["left_out"]):
         print(line)
     if args.json:
         write_json(args.json, result)

@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from torch import nn
 from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, LSTMAutoencoder,
                     PredictorHead, count_parameters)
 from bench.reference import ReferenceConvLSTMAutoencoder, ReferenceLSTMAutoencoder
+from hardware import cpu_flags, cpu_model
 from training import autocast
 
 CONFIG_NAMES = ("toy", "mnist-row-fc", "mnist-row-fc-bf16", "mnist-row-conv", "mnist-pixel-fc",
@@ -245,7 +245,20 @@ class Trainer:
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    try:
+        import resource
+    except ImportError:                     # Windows: no getrusage; the column reads "nan"
+        return math.nan
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024   # macOS: bytes; Linux: KiB
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 min load averages, or None where the OS has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def measure(config: Config, device: torch.device, repeats: int, warmup: int,
@@ -330,24 +343,14 @@ def measure_in_subprocess(config: Config, device: torch.device, repeats: int, wa
 # ---------------------------------------------------------------------------------------------
 # the machine, the profile, the table
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info(devices: list[torch.device]) -> dict:
     info = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+        "torch": torch.__version__,
         "threads": torch.get_num_threads(), "python": platform.python_version(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "load_average": load_average(),
         # allocator settings change CPU step times a lot (page faults on fresh activations)
         "allocator_env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD",
                                                      "MALLOC_CONF") if k in os.environ},
@@ -461,25 +464,34 @@ def _cells(row: dict) -> list[str]:
     return [fmt.format(values[key]) for key, _, fmt in COLUMNS]
 
 
-def format_table(rows: list[dict]) -> str:
-    """Plain-text table for the terminal."""
+def left_out_lines(left_out: list[dict] | None) -> list[str]:
+    """One line per measurement this machine cannot run (e.g. bf16 without a bf16 LSTM)."""
+    return [f"{item['what']}: left out, {item['reason']}" for item in left_out or []]
+
+
+def format_table(rows: list[dict], left_out: list[dict] | None = None) -> str:
+    """Plain-text table for the terminal, then a line per configuration left out."""
     lines = [[header for _, header, _ in COLUMNS]] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     out = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w)
                      for i, (cell, w) in enumerate(zip(line, widths))) for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return "\n".join(out + left_out_lines(left_out))
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], left_out: list[dict] | None = None) -> str:
     head = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
     rule = "|" + "|".join(":---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"
-    return "\n".join([head, rule] + ["| " + " | ".join(_cells(r)) + " |" for r in rows])
+    table = [head, rule] + ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    notes = left_out_lines(left_out)
+    return "\n".join(table + ([""] + [f"- {line}" for line in notes] if notes else []))
 
 
-def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = None) -> list[str]:
+def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = None,
+            left_out: list[dict] | None = None) -> list[str]:
     """The issue's targets, each with the measured value and whether it is met (CPU rows), with
-    what bounds F_conv's speed-up and pixel mode (from ``conv_flop_ratio`` and the profiles)."""
+    what bounds F_conv's speed-up and pixel mode (from ``conv_flop_ratio`` and the profiles);
+    a target whose measurement this machine cannot run says so (``left_out``)."""
     lines = []
     for r in rows:
         if r["device"] != "cpu":
@@ -507,7 +519,7 @@ def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = No
         else:
             lines.append(f"{what}: not reached in {run['epochs']} epochs (best "
                          f"{run['best_accuracy']:.2%})")
-    return lines
+    return lines + [f"{line} (not measured)" for line in left_out_lines(left_out)]
 
 
 def product_profile(row: dict, profiles: dict) -> dict | None:
@@ -571,10 +583,10 @@ def markdown_report(result: dict) -> str:
              "the run of this command:", "", "```", result["command"], "```", "",
              "## Machine", "",
              f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['cpu_capability']} "
-             f"kernels; torch {info['torch']}, threads: {info['threads']} "
+             f"kernels (flags: {' '.join(info.get('cpu_flags', [])) or 'not shown by the OS'}); torch {info['torch']}, threads: {info['threads']} "
              f"(oneDNN {'on' if info['mkldnn'] else 'off'}); Python {info['python']}",
              f"- load average at the start (1, 5, 15 min): "
-             f"{', '.join(map(str, info['load_average']))}",
+             f"{', '.join(map(str, info['load_average'] or ['not available']))}",
              f"- allocator environment (GLIBC_TUNABLES, LD_PRELOAD, MALLOC_CONF): "
              f"{allocator or 'none set'}"]
     if "cuda" in info:
@@ -597,7 +609,9 @@ def markdown_report(result: dict) -> str:
                   f"peak. Peak memory: resident set of the process "
                   f"({process}; Python + torch alone take about "
                   f"{min(r['base_rss_mb'] for r in rows):.0f} MB); CUDA rows: the allocator's "
-                  f"peak.", "", markdown_table(rows)]
+                  f"peak.", "", markdown_table(rows, result.get("left_out"))]
+    elif result.get("left_out"):
+        lines += ["", "## Training step", ""] + [f"- {t}" for t in left_out_lines(result["left_out"])]
     lines += ["", "## Targets", ""]
     lines += [f"- {t}" for t in targets(rows, result.get("time_to_accuracy"),
                                         result.get("profiles"))]

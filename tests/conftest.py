@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import hardware
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -50,6 +52,25 @@ def mnist_root(shared_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def sp500_csv(shared_data_dir) -> Path:
     return _require(shared_data_dir / "sp500" / "SP 500 Stock Prices 2014-2017.csv")
+
+
+# The real answer of this machine's bf16 probe: tests that need bf16 hardware run their real
+# check where it is True and assert the clean refusal where it is False, so the suite passes on
+# AVX2-only and AVX-512 CPUs alike and never skips a bf16 test.
+BF16_WORKS = hardware.bf16_support("cpu")[0]
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    """Force the probe's answer to "bf16 does not work here", whatever the CPU."""
+    monkeypatch.setattr(hardware, "bf16_support",
+                        lambda device="cpu": (False, "forced off by the test"))
+
+
+@pytest.fixture
+def bf16_claimed(monkeypatch):
+    """Force the probe's answer to "bf16 works here" (for checks that do not run bf16 kernels)."""
+    monkeypatch.setattr(hardware, "bf16_support", lambda device="cpu": (True, ""))
 
 
 @pytest.fixture(scope="session")
