@@ -80,34 +80,52 @@ def probability(text: str) -> float:
     return value
 
 
-def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
-                  grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle") -> argparse.ArgumentParser:
-    """Parent parser with the flags every script shares; defaults are the script's own."""
+MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--teacher-forcing",
+               "--reverse", "--bidirectional", "--init")
+
+
+def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
+                  epochs: int,
+                  lr: float, grad_clip: float, batch_size: int = 128, patience: int = 0,
+                  lr_schedule: str = "onecycle",
+                  model_flags: tuple[str, ...] = MODEL_FLAGS) -> argparse.ArgumentParser:
+    """Parent parser with the flags every script shares; defaults are the script's own.
+
+    ``model_flags``: which of the LSTM autoencoder's model flags (``MODEL_FLAGS``) the script
+    has; a script whose model is not an LSTM AE keeps only those that mean something for it
+    (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own."""
     p = Parser(add_help=False)
     model = p.add_argument_group("model")
-    model.add_argument("--input-size", type=positive_int, default=input_size,
-                       help=f"values fed per time step; must divide the sequence length "
-                            f"(default {input_size})")
-    model.add_argument("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
-                       metavar="H", help=f"LSTM hidden state size; several values run a grid "
-                                         f"search (default {hidden_size})")
-    model.add_argument("--num-layers", type=positive_int, default=1,
-                       help="stacked LSTM layers in encoder and decoder (default 1)")
-    model.add_argument("--decoder", choices=("repeat", "autoregressive"), default="repeat",
-                       help="repeat: the assignment's decoder, fed z at every step; "
-                            "autoregressive: fed z and its own previous output (default repeat)")
-    model.add_argument("--teacher-forcing", type=probability, default=0.0, metavar="P",
-                       help="autoregressive decoder only: probability of feeding the true "
-                            "previous value during training; never used at evaluation (default 0)")
-    model.add_argument("--reverse", action="store_true",
-                       help="decode the sequence in reverse order (x_T first)")
-    model.add_argument("--bidirectional", action="store_true",
-                       help="bidirectional encoder: z = [forward h_T, backward h_1]")
-    model.add_argument("--init", choices=("orthogonal", "torch"), default="orthogonal",
-                       help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
-                            "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
-                            "default uniform) (default orthogonal)")
+    unknown = set(model_flags) - set(MODEL_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown model flags {sorted(unknown)}; expected some of {MODEL_FLAGS}")
+
+    def add_model_flag(flag, **kwargs):        # only the model flags this script asked for
+        if flag in model_flags:
+            model.add_argument(flag, **kwargs)
+
+    add_model_flag("--input-size", type=positive_int, default=input_size,
+                   help=f"values fed per time step; must divide the sequence length "
+                        f"(default {input_size})")
+    add_model_flag("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
+                   metavar="H", help=f"LSTM hidden state size; several values run a grid "
+                                     f"search (default {hidden_size})")
+    add_model_flag("--num-layers", type=positive_int, default=num_layers,
+                   help=f"stacked LSTM layers (in encoder and decoder) (default {num_layers})")
+    add_model_flag("--decoder", choices=("repeat", "autoregressive"), default="repeat",
+                   help="repeat: the assignment's decoder, fed z at every step; "
+                        "autoregressive: fed z and its own previous output (default repeat)")
+    add_model_flag("--teacher-forcing", type=probability, default=0.0, metavar="P",
+                   help="autoregressive decoder only: probability of feeding the true "
+                        "previous value during training; never used at evaluation (default 0)")
+    add_model_flag("--reverse", action="store_true",
+                   help="decode the sequence in reverse order (x_T first)")
+    add_model_flag("--bidirectional", action="store_true",
+                   help="bidirectional encoder: z = [forward h_T, backward h_1]")
+    add_model_flag("--init", choices=("orthogonal", "torch"), default="orthogonal",
+                   help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
+                        "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
+                        "default uniform) (default orthogonal)")
 
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=epochs,

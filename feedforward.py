@@ -129,3 +129,41 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
     loss = recon_term + kl_weight * kl.mean()
     return loss, {"bce": bce_sum.mean().item(), "kl": kl.mean().item(),
                   "neg_elbo": (bce_sum + kl).mean().item()}
+
+
+# =============================================================================================
+# The CNN digit judge (spec 002; issue 16): an MNIST classifier that scores generated digits.
+# Training, caching and the two scores (label agreement, Fréchet distance) are in ``judge.py``.
+# =============================================================================================
+
+class DigitJudge(nn.Module):
+    """Small LeNet-style CNN MNIST classifier (LeCun et al. 1998) used to judge generated digits.
+
+    conv 5×5 (1→c1) → ReLU → max-pool 2 → conv 5×5 (c1→c2) → ReLU → max-pool 2 → dense
+    c2·4·4 → F ("features", ReLU; the penultimate layer whose statistics the Fréchet distance
+    compares) → dropout → dense F → 10 logits.
+
+    x: (B, 28, 28) or (B, 1, 28, 28), pixels in [0, 1] (0 = black background, as in MNIST).
+    """
+
+    def __init__(self, channels: tuple[int, int] = (16, 32), features: int = 128,
+                 dropout: float = 0.25):
+        super().__init__()
+        self.config = dict(channels=list(channels), features=features, dropout=dropout)
+        c1, c2 = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2),            # (B, c1, 12, 12)
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),           # (B, c2, 4, 4)
+        )
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 16, features), nn.ReLU())
+        self.classify = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, 10))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer activations: (B, 28, 28) → (B, F)."""
+        if x.dim() == 3:
+            x = x.unsqueeze(1)                                          # (B, 1, 28, 28)
+        return self.embed(self.conv(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 28, 28) → logits (B, 10)."""
+        return self.classify(self.features(x))
