@@ -7,7 +7,8 @@ whole image at once.
   the MNIST task (spec 000) and the compression autoencoder of spec 004.
 - ``VAE``, ``vae_loss``, ``kl_to_standard_normal``: the variational autoencoder of spec 004
   task 2 (and any other fully connected VAE, e.g. a small-latent one for spec 002's sevens).
-- ``DigitJudge``: the CNN MNIST classifier that scores generated digits (``judge.py``).
+- ``DigitJudge``: the small CNN MNIST classifier that scores generated digits (spec 002; its
+  training, cache and scores are in ``judge.py``).
 - ``ConditionalGenerator``, ``ConditionalDiscriminator`` and the conditioning helpers
   (``one_hot``, ``balanced_labels``, ``centre_patch``): the conditional GAN of spec 002
   problems 3-4 (``cgan_mnist.py``).

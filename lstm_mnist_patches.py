@@ -121,7 +121,7 @@ def bottom_mse(images: torch.Tensor, truth: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    common = common_parser(TASK, hidden_size=64, num_layers=2, epochs=20, lr=3e-3, grad_clip=0.0,
+    common = common_parser(TASK, hidden_size=64, num_layers=2, epochs=12, lr=3e-3, grad_clip=0.0,
                            batch_size=100, patience=3,
                            model_flags=("--hidden-size", "--num-layers", "--init"))
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])

@@ -9,6 +9,8 @@
 - ``PredictorHead``: ỹ_t for x_{t+1} from the encoder's hidden state h_t, so it sees x_1..x_t only
   (spec 000, §3.3).
 - ``AutoencoderWithHead``: an autoencoder plus one head, trained and saved as one module.
+- ``NextPatchLSTM``: predicts the next 7×7 patch of an MNIST digit and draws the bottom half
+  closed loop (spec 002, problem 1).
 
 The non-recurrent models (dense autoencoders, VAEs, GANs, the CNN digit judge) are in
 ``feedforward.py``.
