@@ -80,47 +80,63 @@ def probability(text: str) -> float:
     return value
 
 
-def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, epochs: int | None,
-                  lr: float, grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle", optimizer: str = "adam",
-                  model_flags: bool = True, grid: bool = True) -> argparse.ArgumentParser:
+MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--teacher-forcing",
+               "--reverse", "--bidirectional", "--init")
+
+
+def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
+                  epochs: int | None, lr: float, grad_clip: float, batch_size: int = 128,
+                  patience: int = 0, lr_schedule: str = "onecycle", optimizer: str = "adam",
+                  model_flags: tuple[str, ...] = MODEL_FLAGS,
+                  grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
 
-    ``model_flags=False`` leaves out the autoencoder's model group (a script with other models
-    defines its own); ``epochs=None`` leaves out ``--epochs`` (a script that counts steps).
-    ``grid``: the script runs grid searches, so it takes --backend, --parallel, --ray-address."""
+    ``model_flags``: which of the LSTM autoencoder's model flags (``MODEL_FLAGS``) the script
+    has; a script whose model is not an LSTM AE keeps only those that mean something for it
+    (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own.
+    ``epochs=None`` leaves out ``--epochs`` (a script that counts steps); ``grid=False`` leaves
+    out --backend, --parallel and --ray-address (a script without grid search)."""
     p = Parser(add_help=False)
     if model_flags:
-        _autoencoder_flags(p, input_size, hidden_size)
+        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
     _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
     _run_flags(p, task, grid)
     return p
 
 
-def _autoencoder_flags(p: argparse.ArgumentParser, input_size: int, hidden_size: int) -> None:
+def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...], input_size: int,
+                       hidden_size: int, num_layers: int) -> None:
     model = p.add_argument_group("model")
-    model.add_argument("--input-size", type=positive_int, default=input_size,
-                       help=f"values fed per time step; must divide the sequence length "
-                            f"(default {input_size})")
-    model.add_argument("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
-                       metavar="H", help=f"LSTM hidden state size; several values run a grid "
-                                         f"search (default {hidden_size})")
-    model.add_argument("--num-layers", type=positive_int, default=1,
-                       help="stacked LSTM layers in encoder and decoder (default 1)")
-    model.add_argument("--decoder", choices=("repeat", "autoregressive"), default="repeat",
-                       help="repeat: the assignment's decoder, fed z at every step; "
-                            "autoregressive: fed z and its own previous output (default repeat)")
-    model.add_argument("--teacher-forcing", type=probability, default=0.0, metavar="P",
-                       help="autoregressive decoder only: probability of feeding the true "
-                            "previous value during training; never used at evaluation (default 0)")
-    model.add_argument("--reverse", action="store_true",
-                       help="decode the sequence in reverse order (x_T first)")
-    model.add_argument("--bidirectional", action="store_true",
-                       help="bidirectional encoder: z = [forward h_T, backward h_1]")
-    model.add_argument("--init", choices=("orthogonal", "torch"), default="orthogonal",
-                       help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
-                            "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
-                            "default uniform) (default orthogonal)")
+    unknown = set(model_flags) - set(MODEL_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown model flags {sorted(unknown)}; expected some of {MODEL_FLAGS}")
+
+    def add_model_flag(flag, **kwargs):        # only the model flags this script asked for
+        if flag in model_flags:
+            model.add_argument(flag, **kwargs)
+
+    add_model_flag("--input-size", type=positive_int, default=input_size,
+                   help=f"values fed per time step; must divide the sequence length "
+                        f"(default {input_size})")
+    add_model_flag("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
+                   metavar="H", help=f"LSTM hidden state size; several values run a grid "
+                                     f"search (default {hidden_size})")
+    add_model_flag("--num-layers", type=positive_int, default=num_layers,
+                   help=f"stacked LSTM layers (in encoder and decoder) (default {num_layers})")
+    add_model_flag("--decoder", choices=("repeat", "autoregressive"), default="repeat",
+                   help="repeat: the assignment's decoder, fed z at every step; "
+                        "autoregressive: fed z and its own previous output (default repeat)")
+    add_model_flag("--teacher-forcing", type=probability, default=0.0, metavar="P",
+                   help="autoregressive decoder only: probability of feeding the true "
+                        "previous value during training; never used at evaluation (default 0)")
+    add_model_flag("--reverse", action="store_true",
+                   help="decode the sequence in reverse order (x_T first)")
+    add_model_flag("--bidirectional", action="store_true",
+                   help="bidirectional encoder: z = [forward h_T, backward h_1]")
+    add_model_flag("--init", choices=("orthogonal", "torch"), default="orthogonal",
+                   help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
+                        "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
+                        "default uniform) (default orthogonal)")
 
 
 def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
@@ -157,7 +173,7 @@ def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, g
                             "(default 0)")
 
 
-def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool) -> None:
+def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True) -> None:
     run = p.add_argument_group("run")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
@@ -169,12 +185,12 @@ def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool) -> None:
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the checkpoint in --out-dir")
     if grid:
-        _grid_backend_flags(run)
+        _grid_flags(run)
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
 
 
-def _grid_backend_flags(run) -> None:
+def _grid_flags(run) -> None:
     run.add_argument("--backend", choices=("local", "ray"), default="local",
                      help="where a grid's trials run: local (one after another in this process) "
                           "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "

@@ -31,6 +31,7 @@ from outputs import prepare_out_dir, write_json
 from ray_grid import check_backend
 from report import SKIPPED, write_report
 from training import GRID, GridBackend
+from vae_sevens import EFFECTS as SEVENS_EFFECTS
 
 ROOT = Path(__file__).resolve().parent
 
@@ -91,6 +92,15 @@ def experiments() -> list[Experiment]:
                    ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
                     "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"],
                    data=True),
+        # spec 002: the digit judge first (the patch experiment reuses its checkpoint), the
+        # next-patch LSTM, and the VAE on sevens, one run per hidden effect
+        Experiment("judge", "judge.py", [], ["--train-size", "3000", "--epochs", "1"], data=True),
+        Experiment("patches", "lstm_mnist_patches.py", [],
+                   ["--train-size", "600", "--test-size", "500", "--per-digit", "3", "--epochs", "1",
+                    "--hidden-size", "8"], data=True),
+        *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
+                     ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
+          for effect in SEVENS_EFFECTS],
     ]
 
 

@@ -9,6 +9,8 @@
 - ``PredictorHead``: ỹ_t for x_{t+1} from the encoder's hidden state h_t, so it sees x_1..x_t only
   (spec 000, §3.3).
 - ``AutoencoderWithHead``: an autoencoder plus one head, trained and saved as one module.
+- ``NextPatchLSTM``: predicts the next 7×7 patch of an MNIST digit and draws the bottom half
+  closed loop (spec 002, problem 1).
 
 The non-recurrent models (dense autoencoders, VAEs, GANs, the CNN digit judge) are in
 ``feedforward.py``.
@@ -626,3 +628,45 @@ def scratch_parameter_count(kind: str, d: int, n: int, K: int) -> int:
     if kind == "lstm":
         return 4 * (n * d + n * n + n) + K * n + K
     raise ValueError(f"kind must be 'rnn' or 'lstm', got {kind!r}")
+# Next-patch LSTM (spec 002, problem 1): draws the bottom half of an MNIST digit patch by patch
+
+class NextPatchLSTM(nn.Module):
+    """(Y_t, C_{t+1}, H_{t+1}) = LSTM(X_t, C_t, H_t): predicts patch t+1 from patches 1..t
+    (spec 002, problem 1, equation 1), an ``nn.LSTM`` stack + a dense layer to the patch size +
+    sigmoid (pixels in [0, 1]).
+
+    ``forward(x, state)``: patches x (B, T, P) and an optional (h, c) (each (L, B, H); zeros when
+    None) → (predictions Y (B, T, P), the state after the last step).
+    ``complete(given, n)``: the closed loop of equations (3)-(7), see its docstring.
+    """
+
+    def __init__(self, patch_size: int = 49, hidden_size: int = 64, num_layers: int = 2,
+                 init: str = "orthogonal"):
+        super().__init__()
+        self.config = dict(patch_size=patch_size, hidden_size=hidden_size, num_layers=num_layers,
+                           init=init)
+        self.lstm = nn.LSTM(patch_size, hidden_size, num_layers, batch_first=True)
+        self.out = nn.Linear(hidden_size, patch_size)
+        if init == "orthogonal":
+            init_lstm_(self)
+        elif init != "torch":
+            raise ValueError(f"init must be 'orthogonal' or 'torch', got {init!r}")
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
+        hidden, state = self.lstm(x, state)                  # (B, T, H), ((L, B, H), (L, B, H))
+        return torch.sigmoid(self.out(hidden)), state        # (B, T, P)
+
+    def complete(self, given: torch.Tensor, n_steps: int) -> torch.Tensor:
+        """Draw ``n_steps`` patches after the ``given`` ones (B, T0, P) → (B, n_steps, P).
+
+        The given patches X_1..X_T0 go through once (teacher forcing: they are known); Y_T0 is the
+        first drawn patch. Then, one step at a time, the last drawn patch is fed back as the next
+        input with the carried (h, c): (Y_{t+1}, C_{t+2}, H_{t+2}) = LSTM(Y_t, C_{t+1}, H_{t+1}).
+        Nothing after the given patches is ever read."""
+        predictions, state = self(given)                     # (B, T0, P): Y_1..Y_T0
+        patch = predictions[:, -1:]                          # (B, 1, P): Y_T0, patch T0+1
+        drawn = [patch]
+        for _ in range(n_steps - 1):
+            patch, state = self(patch, state)                # one step from the carried (h, c)
+            drawn.append(patch)
+        return torch.cat(drawn, dim=1)                       # (B, n_steps, P)

@@ -66,7 +66,7 @@ DEFAULT_LENGTHS = [5, 10, 15, 20, 30, 40, 60, 90]
 
 def parse_args(argv=None):
     common = common_parser(TASK, epochs=None, lr=1e-3, grad_clip=10.0, batch_size=128,
-                           lr_schedule="constant", optimizer="rmsprop", model_flags=False,
+                           lr_schedule="constant", optimizer="rmsprop", model_flags=(),
                            grid=False)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     exp = parser.add_argument_group("experiment")

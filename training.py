@@ -106,11 +106,13 @@ def batches(tensors: Sequence[torch.Tensor], batch_size: int, *, shuffle: bool =
             yield tuple(t[idx] for t in tensors)
 
 
-def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0):
+def make_optimizer(name: str, params, lr: float, weight_decay: float = 0.0,
+                   betas: tuple[float, float] = (0.9, 0.999)):
+    """Optimizer by name; ``betas`` are Adam's/AdamW's moment decays (GANs use β1 = 0.5)."""
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     if name == "rmsprop":
@@ -186,9 +188,17 @@ def load_checkpoint(path: Path) -> dict:
     return state
 
 
-def _identity_mismatch(saved: dict, current: dict) -> list[str]:
+def identity_mismatch(saved: dict, current: dict) -> list[str]:
     keys = sorted(set(saved) | set(current))
     return [k for k in keys if saved.get(k) != current.get(k)]
+
+
+def check_identity(state: dict, identity: dict, path: Path) -> None:
+    """``--resume`` continues only the same configuration: a UsageError naming what differs."""
+    diff = identity_mismatch(state.get("identity", {}), identity)
+    if diff:
+        raise UsageError(f"--resume: {path} is from a different configuration "
+                         f"(differs in: {', '.join(diff)})")
 
 
 def load_model_weights(path: Path, model: nn.Module, which: str = "best") -> dict:
@@ -236,16 +246,13 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
 
     if resume:
         state = load_checkpoint(ckpt_path)
-        diff = _identity_mismatch(state.get("identity", {}), identity)
-        if diff:
-            raise UsageError(f"--resume: {ckpt_path} is from a different configuration "
-                             f"(differs in: {', '.join(diff)})")
+        check_identity(state, identity, ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         shuffle_gen.set_state(state["rng"]["shuffle"])
         torch.set_rng_state(state["rng"]["torch"])
         history, best, start_epoch = state["history"], state["best"], state["epoch"]
-        _write_history(hist_path, history)  # drop rows of an epoch that did not finish
+        write_history(hist_path, history)  # drop rows of an epoch that did not finish
     elif ckpt_path.exists():
         print(f"note: starting a new run; {ckpt_path} will be replaced after the first epoch "
               f"(use --resume to continue it)", file=sys.stderr)
@@ -315,7 +322,7 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle_gen.get_state()},
             })
-            _write_history(hist_path, history)
+            write_history(hist_path, history)
             epoch_bar.update(1)
             epoch_bar.set_postfix(train=f"{row['train_loss']:.4g}", val=f"{row['val_loss']:.4g}",
                                   best=f"{best_val:.4g}")
@@ -331,7 +338,8 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
     return FitResult(history, best_epoch, best_val, interrupted, time.perf_counter() - t_start)
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
+def write_history(path: Path, history: list[dict]) -> None:
+    """Rewrite ``history.csv`` (one row per finished epoch) atomically; none yet: no file."""
     if history:
         write_csv(path, pd.DataFrame(history))
     elif path.exists():
@@ -496,7 +504,7 @@ def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: St
     model = build(best["params"])
     state = load_model_weights(best["run_dir"] / CHECKPOINT, model)
     model.to(device)
-    _write_history(out_dir / HISTORY, state["history"])
+    write_history(out_dir / HISTORY, state["history"])
     current = table[table["config"] == config] if len(table) else table
     return GridResult(model, best["params"], None, state["history"], current, best["run_dir"],
                       interrupted, trials=results)

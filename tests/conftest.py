@@ -84,3 +84,16 @@ def no_bf16(monkeypatch):
 def bf16_claimed(monkeypatch):
     """Force the probe's answer to "bf16 works here" (for checks that do not run bf16 kernels)."""
     monkeypatch.setattr(hardware, "bf16_support", lambda device="cpu": (True, ""))
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(mnist_root, tmp_path_factory):
+    """A digit judge trained for one epoch on 3,000 images (a few seconds; ~80 % accurate),
+    cached in a session folder: (path of its judge.pt, the Judge)."""
+    from judge import load_or_train_judge
+    from training import TrainSettings
+
+    path = tmp_path_factory.mktemp("judge") / "judge.pt"
+    judge = load_or_train_judge(path, mnist_root, settings=TrainSettings(epochs=1, lr=3e-3),
+                                train_size=3000)
+    return path, judge
