@@ -20,6 +20,7 @@ from errors import TrainingDiverged, UsageError
 from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+DATA_ENV = "LSTM_AE_DATA_DIR"     # default --data-dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -83,8 +84,19 @@ def probability(text: str) -> float:
 def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
                   grad_clip: float, batch_size: int = 128, patience: int = 0,
                   lr_schedule: str = "onecycle") -> argparse.ArgumentParser:
-    """Parent parser with the flags every script shares; defaults are the script's own."""
+    """Parent parser with the flags every sequence-model script shares (model, training, run);
+    defaults are the script's own. Scripts without an LSTM build their parent from
+    ``add_training_flags`` and ``add_run_flags`` alone."""
     p = Parser(add_help=False)
+    add_model_flags(p, input_size=input_size, hidden_size=hidden_size)
+    add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
+                       patience=patience, lr_schedule=lr_schedule)
+    add_run_flags(p, task)
+    return p
+
+
+def add_model_flags(p: argparse.ArgumentParser, *, input_size: int, hidden_size: int) -> None:
+    """The LSTM autoencoder's flags (spec 000 §3: input size, hidden size, ...)."""
     model = p.add_argument_group("model")
     model.add_argument("--input-size", type=positive_int, default=input_size,
                        help=f"values fed per time step; must divide the sequence length "
@@ -109,6 +121,11 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
                             "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
                             "default uniform) (default orthogonal)")
 
+
+def add_training_flags(p: argparse.ArgumentParser, *, epochs: int, lr: float, grad_clip: float,
+                       batch_size: int = 128, patience: int = 0,
+                       lr_schedule: str = "onecycle") -> None:
+    """Optimiser and training-loop flags (``training.TrainSettings.from_args`` reads them)."""
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=epochs,
                        help=f"maximum training epochs (default {epochs})")
@@ -135,11 +152,15 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed for data generation, splits, initialisation and shuffling "
-                            "(default 0)")
 
+
+def add_run_flags(p: argparse.ArgumentParser, task: str, *, resume: bool = True) -> None:
+    """Run control: seed, device, threads, output folder, --resume (when the script keeps
+    checkpoints), --debug."""
     run = p.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed for data generation, splits, initialisation and shuffling "
+                          "(default 0)")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
     run.add_argument("--threads", type=positive_int, default=None,
@@ -147,11 +168,28 @@ def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, 
     run.add_argument("--out-dir", default=os.path.join("report", task),
                      help=f"where figures, metrics, history and checkpoints go "
                           f"(default report/{task}/)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue an interrupted run from the checkpoint in --out-dir")
+    if resume:
+        run.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from the checkpoint in --out-dir")
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
-    return p
+
+
+def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
+    """Where MNIST is read from (--data-dir, --download) and, for the trained models,
+    --train-size (a seeded subset of the training split, ``data.mnist_split``). Returns the
+    "data" argument group, for the script's own data flags."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
+                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
+                           f"${DATA_ENV} if set, else data/")
+    data.add_argument("--download", action="store_true",
+                      help="download MNIST into --data-dir if it is not there (needs internet)")
+    if train_size:
+        data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                          help="train on a seeded subset of N of the 54,000 training images (the "
+                               "validation 6,000 and test 10,000 are unchanged; default: all)")
+    return data
 
 
 def resolve_device(name: str) -> torch.device:

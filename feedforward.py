@@ -7,6 +7,7 @@ whole image at once.
   the MNIST task (spec 000) and the compression autoencoder of spec 004.
 - ``VAE``, ``vae_loss``, ``kl_to_standard_normal``: the variational autoencoder of spec 004
   task 2 (and any other fully connected VAE, e.g. a small-latent one for spec 002's sevens).
+- ``sparsity_penalty``: the KL sparsity regulariser of the sparse autoencoder (spec 004 task 1.3).
 
 Shape letters: B batch, D = sizes[0] input values (784 for MNIST), Z = sizes[-1] code size.
 """
@@ -20,24 +21,36 @@ from torch import nn
 
 
 class DenseAutoencoder(nn.Module):
-    """Fully connected autoencoder, e.g. 784-128-32-128-784 (ReLU, sigmoid output; spec 004).
+    """Fully connected autoencoder, e.g. 784-128-32-128-784.
 
-    x: (B, ...) flattened to (B, sizes[0]) → reconstruction of the same shape as x.
+    ``activation`` is that of every hidden layer, the code layer included: "relu" (the MNIST
+    task's baseline, spec 000) or "sigmoid" (spec 004 task 1: "sigmoid activation functions on
+    all layers"); the output layer is a sigmoid either way (pixel values in [0, 1]).
+    x: (B, ...) flattened to (B, sizes[0]) → reconstruction of the same shape as x;
+    ``encode(x)`` → the code (B, sizes[-1]).
     """
 
-    def __init__(self, sizes: tuple[int, ...] = (784, 128, 32)):
+    ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+    def __init__(self, sizes: tuple[int, ...] = (784, 128, 32), activation: str = "relu"):
         super().__init__()
-        self.config = dict(sizes=list(sizes))
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}")
+        self.config = dict(sizes=list(sizes), activation=activation)
+        act = self.ACTIVATIONS[activation]
         enc, dec = [], []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            enc += [nn.Linear(a, b), nn.ReLU()]
+            enc += [nn.Linear(a, b), act()]
         for a, b in zip(sizes[::-1][:-1], sizes[::-1][1:]):
-            dec += [nn.Linear(a, b), nn.ReLU()]
+            dec += [nn.Linear(a, b), act()]
         dec[-1] = nn.Sigmoid()
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.flatten(1))                          # (B, Z)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x.flatten(1))).view_as(x)
+        return self.decoder(self.encode(x)).view_as(x)
 
 
 class VAEOutput(NamedTuple):
@@ -129,3 +142,21 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
     loss = recon_term + kl_weight * kl.mean()
     return loss, {"bce": bce_sum.mean().item(), "kl": kl.mean().item(),
                   "neg_elbo": (bce_sum + kl).mean().item()}
+
+
+# ---------------------------------------------------------------------------------------------
+# sparse autoencoder (spec 004 task 1.3)
+
+def sparsity_penalty(codes: torch.Tensor, rho: float, eps: float = 1e-6) -> tuple[torch.Tensor,
+                                                                                   torch.Tensor]:
+    """KL sparsity penalty of a batch of code activations in (0, 1) (Ng, "Sparse autoencoder",
+    CS294A lecture notes, 2011; IN5400 week 12 slides):
+
+        Σ_j KL(ρ ‖ ρ̂_j) = Σ_j [ρ log(ρ/ρ̂_j) + (1 − ρ) log((1 − ρ)/(1 − ρ̂_j))],
+
+    ρ̂_j the mean activation of code unit j over the batch. codes: (B, Z) → (penalty (scalar),
+    ρ̂ (Z,)). ρ̂ is kept inside [eps, 1 − eps], so no log 0 when a unit is saturated."""
+    rho_hat = codes.mean(0).clamp(eps, 1 - eps)                    # (Z,)
+    penalty = (rho * torch.log(rho / rho_hat)
+               + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    return penalty, rho_hat

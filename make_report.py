@@ -77,6 +77,10 @@ def experiments() -> list[Experiment]:
                    ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
                     "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"],
                    data=True),
+        Experiment("autoencoders", "autoencoders_mnist.py", [],
+                   ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True),
+        Experiment("tsne", "tsne_mnist.py", [],
+                   ["--n-images", "200", "--iterations", "50"], data=True),
     ]
 
 

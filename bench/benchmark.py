@@ -604,6 +604,9 @@ def markdown_report(result: dict) -> str:
     tta = result.get("time_to_accuracy")
     if tta:
         lines += ["", "## Time to accuracy", ""] + [f"- {run['summary']}" for run in tta]
+    if result.get("tsne"):
+        lines += ["", "## t-SNE (bench/tsne.py)", "", result["tsne"]["table"], ""]
+        lines += [f"- {t}" for t in result["tsne"]["targets"]]
     if result.get("profiles"):
         lines += ["", "## Where the time goes", "",
                   "torch.profiler, one training step after two warm-up steps (self CPU time: "
