@@ -16,8 +16,11 @@ FIGURES = {
     "toy": ["examples.png", "reconstructions.png", "loss.png", "grid.png"],
     "mnist": ["digits.png", "loss.png", "accuracy.png"],
     "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
+    "patches": ["generated.png", "originals.png", "loss.png"],
+    "sevens/stripe": ["effect.png", "traversals.png", "correlation.png", "loss.png"],
 }
-SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500"]
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Spec 002 · The digit judge",
+            "## Spec 002 · Problem 1", "## Spec 002 · Problem 2"]
 
 
 def numbers_in(value):
