@@ -16,11 +16,12 @@ FIGURES = {
     "toy": ["examples.png", "reconstructions.png", "loss.png", "grid.png"],
     "mnist": ["digits.png", "loss.png", "accuracy.png"],
     "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
+    "palindrome": ["accuracy_vs_length.png", "gradient_norms.png"],
     "patches": ["generated.png", "originals.png", "loss.png"],
     "sevens/stripe": ["effect.png", "traversals.png", "correlation.png", "loss.png"],
 }
-SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Spec 002 · The digit judge",
-            "## Spec 002 · Problem 1", "## Spec 002 · Problem 2"]
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Palindromes",
+            "## Spec 002 · The digit judge", "## Spec 002 · Problem 1", "## Spec 002 · Problem 2"]
 
 
 def numbers_in(value):
