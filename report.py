@@ -591,14 +591,15 @@ def sevens_section(out_dir: Path) -> str:
     for effect, run in done:
         m = run["metrics"]
         r = m["pearson_r"]
-        rows.append([f"`{effect}`", m["latent_dim"], ", ".join(f"{v:+.2f}" for v in r),
+        rows.append([f"`{effect}`", m["latent_dim"],
+                     ", ".join(f"{'+' if v >= 0 else ''}{fmt(v)}" for v in r),
                      f"z{m['named_dimension']}", fmt(m["named_abs_r"]), fmt(m["max_other_abs_r"]),
                      "met" if m["meets_target"] else "**missed**", fmt(m["pca_best_abs_r"]),
                      fmt(m["test_neg_elbo"]), f"{m['train_seconds'] / 60:.1f}"])
     parts = [
         title, "",
         f"The spec's `tr7.pkl`/`te7.pkl` are not public, so the task is recreated: MNIST's "
-        f"{first['n_train'] + first['n_val']:,} training and {first['n_test']:,} test sevens get a "
+        f"{first['n_sevens_train']:,} training and {first['n_test']:,} test sevens get a "
         f"hidden effect of a random strength s, uniform between none and full, per image (saved in "
         f"`strengths.csv`). A VAE (`feedforward.VAE`, encoder "
         f"{' → '.join(str(v) for v in first['model']['sizes'])} → K, mirrored decoder; loss = summed "
