@@ -610,8 +610,9 @@ def sevens_section(out_dir: Path) -> str:
         f"(times on a machine shared with other jobs). Baseline: the best |r| of the first K "
         f"principal components (linear, same code size). `rotate` is confounded by design: plain "
         f"sevens already vary in slant, and an image shows only natural slant + added angle.", "",
-        table(["effect", "K", "Pearson r per dimension", "named", "|r| named", "largest other |r|",
-               "target", "PCA best |r|", "test −ELBO (nats)", "train min"], rows), ""]
+        table(["effect", "K", "Pearson r per dimension", "named", "\\|r\\| named",
+               "largest other \\|r\\|", "target", "PCA best \\|r\\|", "test −ELBO (nats)",
+               "train min"], rows), ""]
     for effect, run in done:
         parts += [f"**`{effect}`** — command: {command(run)}.", "",
                   image(run, "effect.png", out_dir, f"the {effect} effect"), "",
