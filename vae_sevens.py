@@ -409,8 +409,9 @@ def main(argv=None):
                     title=title, row_labels=row_labels,
                     col_labels=[f"{v:+.1f}" for v in SWEEP],
                     value_label="pixel intensity (0 = black, 1 = white)", cell=1.15)
-    plot_histories({"": result.history}, out_dir / "loss.png",
-                   title="VAE loss: negative ELBO per image", ylabel="nats per image")
+    plot_histories({"": result.history}, out_dir / "loss.png", metric="neg_elbo",
+                   title=f"Negative ELBO per image (trained on BCE + {args.kl_weight:g} × KL)",
+                   ylabel="nats per image")
 
     metrics = {
         "source": sevens.source,
