@@ -101,6 +101,10 @@ def experiments() -> list[Experiment]:
         *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
                      ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
           for effect in SEVENS_EFFECTS],
+        Experiment("autoencoders", "autoencoders_mnist.py", [],
+                   ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True),
+        Experiment("tsne", "tsne_mnist.py", [],
+                   ["--n-images", "200", "--iterations", "50"], data=True),
     ]
 
 
