@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from baselines import pca_fit, pca_reconstruct, pca_reconstruction_mse
-from cli import (Parser, add_mnist_flags, add_run_flags, add_training_flags, non_negative_float,
-                 positive_float, positive_int, run, setup_runtime)
+from cli import (Parser, add_mnist_flags, common_parser, non_negative_float, positive_float,
+                 positive_int, run, setup_runtime)
 from data import load_mnist, mnist_split
 from errors import UsageError
 from feedforward import VAE, DenseAutoencoder, sparsity_penalty, vae_loss
@@ -63,12 +63,12 @@ def open_unit_interval(text: str) -> float:
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__.split("\n\n")[0])
+    common = common_parser(TASK, model_flags=(), epochs=50, lr=0.01, grad_clip=0.0,
+                           batch_size=256, lr_schedule="constant", grid=False)
+    parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     parser.add_argument("--kind", choices=(*KINDS, "all"), default="all",
                         help="which autoencoder to train (default all: the four, one after the other)")
     add_mnist_flags(parser)
-    add_training_flags(parser, epochs=50, lr=0.01, grad_clip=0.0, batch_size=256,
-                       lr_schedule="constant")
     ae = parser.add_argument_group("autoencoders (spec 004 task 1)")
     ae.add_argument("--code-size", type=positive_int, default=AE_SIZES[-1],
                     help=f"units in the coding layer of the 784-128-Z-128-784 network "
@@ -93,7 +93,6 @@ def parse_args(argv=None):
                      help="VAE latent dimensions (default 10)")
     vae.add_argument("--kl-weight", type=non_negative_float, default=0.001,
                      help="VAE loss = mean pixel-wise BCE + w × KL (default 0.001)")
-    add_run_flags(parser, TASK)
     args = parser.parse_args(argv)
     if len(args.lr) > 1 or len(args.grad_clip) > 1:
         raise UsageError("--lr and --grad-clip take one value here (no grid search)")

@@ -20,7 +20,6 @@ from errors import TrainingDiverged, UsageError
 from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-DATA_ENV = "LSTM_AE_DATA_DIR"     # default --data-dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -81,56 +80,75 @@ def probability(text: str) -> float:
     return value
 
 
-def common_parser(task: str, *, input_size: int, hidden_size: int, epochs: int, lr: float,
-                  grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle") -> argparse.ArgumentParser:
-    """Parent parser with the flags every sequence-model script shares (model, training, run);
-    defaults are the script's own. Scripts without an LSTM build their parent from
-    ``add_training_flags`` and ``add_run_flags`` alone."""
+DATA_ENV = "LSTM_AE_DATA_DIR"     # the default --data-dir, when set
+
+MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--teacher-forcing",
+               "--reverse", "--bidirectional", "--init")
+
+
+def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
+                  epochs: int | None, lr: float, grad_clip: float, batch_size: int = 128,
+                  patience: int = 0, lr_schedule: str = "onecycle", optimizer: str = "adam",
+                  model_flags: tuple[str, ...] = MODEL_FLAGS,
+                  grid: bool = True) -> argparse.ArgumentParser:
+    """Parent parser with the flags every script shares; defaults are the script's own.
+
+    ``model_flags``: which of the LSTM autoencoder's model flags (``MODEL_FLAGS``) the script
+    has; a script whose model is not an LSTM AE keeps only those that mean something for it
+    (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own.
+    ``epochs=None`` leaves out ``--epochs`` (a script that counts steps); ``grid=False`` leaves
+    out --backend, --parallel and --ray-address (a script without grid search)."""
     p = Parser(add_help=False)
-    add_model_flags(p, input_size=input_size, hidden_size=hidden_size)
-    add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
-                       patience=patience, lr_schedule=lr_schedule)
-    add_run_flags(p, task)
+    if model_flags:
+        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
+    _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
+    _run_flags(p, task, grid)
     return p
 
 
-def add_model_flags(p: argparse.ArgumentParser, *, input_size: int, hidden_size: int) -> None:
-    """The LSTM autoencoder's flags (spec 000 §3: input size, hidden size, ...)."""
+def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...], input_size: int,
+                       hidden_size: int, num_layers: int) -> None:
     model = p.add_argument_group("model")
-    model.add_argument("--input-size", type=positive_int, default=input_size,
-                       help=f"values fed per time step; must divide the sequence length "
-                            f"(default {input_size})")
-    model.add_argument("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
-                       metavar="H", help=f"LSTM hidden state size; several values run a grid "
-                                         f"search (default {hidden_size})")
-    model.add_argument("--num-layers", type=positive_int, default=1,
-                       help="stacked LSTM layers in encoder and decoder (default 1)")
-    model.add_argument("--decoder", choices=("repeat", "autoregressive"), default="repeat",
-                       help="repeat: the assignment's decoder, fed z at every step; "
-                            "autoregressive: fed z and its own previous output (default repeat)")
-    model.add_argument("--teacher-forcing", type=probability, default=0.0, metavar="P",
-                       help="autoregressive decoder only: probability of feeding the true "
-                            "previous value during training; never used at evaluation (default 0)")
-    model.add_argument("--reverse", action="store_true",
-                       help="decode the sequence in reverse order (x_T first)")
-    model.add_argument("--bidirectional", action="store_true",
-                       help="bidirectional encoder: z = [forward h_T, backward h_1]")
-    model.add_argument("--init", choices=("orthogonal", "torch"), default="orthogonal",
-                       help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
-                            "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
-                            "default uniform) (default orthogonal)")
+    unknown = set(model_flags) - set(MODEL_FLAGS)
+    if unknown:
+        raise ValueError(f"unknown model flags {sorted(unknown)}; expected some of {MODEL_FLAGS}")
+
+    def add_model_flag(flag, **kwargs):        # only the model flags this script asked for
+        if flag in model_flags:
+            model.add_argument(flag, **kwargs)
+
+    add_model_flag("--input-size", type=positive_int, default=input_size,
+                   help=f"values fed per time step; must divide the sequence length "
+                        f"(default {input_size})")
+    add_model_flag("--hidden-size", type=positive_int, nargs="+", default=[hidden_size],
+                   metavar="H", help=f"LSTM hidden state size; several values run a grid "
+                                     f"search (default {hidden_size})")
+    add_model_flag("--num-layers", type=positive_int, default=num_layers,
+                   help=f"stacked LSTM layers (in encoder and decoder) (default {num_layers})")
+    add_model_flag("--decoder", choices=("repeat", "autoregressive"), default="repeat",
+                   help="repeat: the assignment's decoder, fed z at every step; "
+                        "autoregressive: fed z and its own previous output (default repeat)")
+    add_model_flag("--teacher-forcing", type=probability, default=0.0, metavar="P",
+                   help="autoregressive decoder only: probability of feeding the true "
+                        "previous value during training; never used at evaluation (default 0)")
+    add_model_flag("--reverse", action="store_true",
+                   help="decode the sequence in reverse order (x_T first)")
+    add_model_flag("--bidirectional", action="store_true",
+                   help="bidirectional encoder: z = [forward h_T, backward h_1]")
+    add_model_flag("--init", choices=("orthogonal", "torch"), default="orthogonal",
+                   help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
+                        "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
+                        "default uniform) (default orthogonal)")
 
 
-def add_training_flags(p: argparse.ArgumentParser, *, epochs: int, lr: float, grad_clip: float,
-                       batch_size: int = 128, patience: int = 0,
-                       lr_schedule: str = "onecycle") -> None:
-    """Optimiser and training-loop flags (``training.TrainSettings.from_args`` reads them)."""
+def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
+                    batch_size: int, patience: int, lr_schedule: str, optimizer: str) -> None:
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=epochs,
-                       help=f"maximum training epochs (default {epochs})")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                       help="optimizer (default adam)")
+    if epochs is not None:
+        train.add_argument("--epochs", type=positive_int, default=epochs,
+                           help=f"maximum training epochs (default {epochs})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer,
+                       help=f"optimizer (default {optimizer})")
     train.add_argument("--lr", type=positive_float, nargs="+", default=[lr], metavar="LR",
                        help=f"peak learning rate; several values run a grid search (default {lr:g})")
     train.add_argument("--lr-schedule", choices=("onecycle", "constant"), default=lr_schedule,
@@ -152,33 +170,27 @@ def add_training_flags(p: argparse.ArgumentParser, *, epochs: int, lr: float, gr
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")
+    _seed_flag(train)
 
 
-def add_run_flags(p: argparse.ArgumentParser, task: str, *, resume: bool = True) -> None:
-    """Run control: seed, device, threads, output folder, --resume (when the script keeps
-    checkpoints), --debug."""
-    run = p.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0,
-                     help="seed for data generation, splits, initialisation and shuffling "
-                          "(default 0)")
-    run.add_argument("--device", default="auto",
-                     help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
-    run.add_argument("--threads", type=positive_int, default=None,
-                     help="CPU threads for torch (default: torch's choice, one per core)")
-    run.add_argument("--out-dir", default=os.path.join("report", task),
-                     help=f"where figures, metrics, history and checkpoints go "
-                          f"(default report/{task}/)")
-    if resume:
-        run.add_argument("--resume", action="store_true",
-                         help="continue an interrupted run from the checkpoint in --out-dir")
-    run.add_argument("--debug", action="store_true",
-                     help="show the full traceback on errors")
+def _seed_flag(group) -> None:
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed for data generation, splits, initialisation and shuffling "
+                            "(default 0)")
+
+
+def run_parser(task: str) -> argparse.ArgumentParser:
+    """Parent parser for a script without a training loop (e.g. tsne_mnist.py): --seed and the
+    run flags (device, threads, output folder, debug), no --resume and no grid flags."""
+    p = Parser(add_help=False)
+    _seed_flag(_run_flags(p, task, grid=False, resume=False))
+    return p
 
 
 def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
-    """Where MNIST is read from (--data-dir, --download) and, for the trained models,
-    --train-size (a seeded subset of the training split, ``data.mnist_split``). Returns the
-    "data" argument group, for the script's own data flags."""
+    """--data-dir and --download for scripts that read MNIST (``data.load_mnist``) and, with
+    ``train_size``, --train-size (a seeded subset of ``data.mnist_split``'s training part).
+    Returns the "data" argument group, for the script's own data flags."""
     data = p.add_argument_group("data")
     data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
                       help=f"folder holding MNIST/raw/ (torchvision layout); default "
@@ -190,6 +202,41 @@ def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
                           help="train on a seeded subset of N of the 54,000 training images (the "
                                "validation 6,000 and test 10,000 are unchanged; default: all)")
     return data
+
+
+def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True,
+               resume: bool = True):
+    run = p.add_argument_group("run")
+    run.add_argument("--device", default="auto",
+                     help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
+    run.add_argument("--threads", type=positive_int, default=None,
+                     help="CPU threads for torch (default: torch's choice, one per core)")
+    run.add_argument("--out-dir", default=os.path.join("report", task),
+                     help=f"where figures, metrics, history and checkpoints go "
+                          f"(default report/{task}/)")
+    if resume:
+        run.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from the checkpoint in --out-dir")
+    if grid:
+        _grid_flags(run)
+    run.add_argument("--debug", action="store_true",
+                     help="show the full traceback on errors")
+    return run
+
+
+def _grid_flags(run) -> None:
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where a grid's trials run: local (one after another in this process) "
+                          "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "
+                          "or the cluster at --ray-address; pip install -r requirements-ray.txt) "
+                          "(default local)")
+    run.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                     help="--backend ray: grid trials run at once, each with --threads threads "
+                          "(default: cores / N) (default 1)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
+                          "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
+                          "runtime on this machine")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -211,14 +258,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def setup_runtime(args) -> torch.device:
-    """Check --threads, --device and --precision against what this machine can do (one
-    UsageError line each, before anything is written), apply them, and return the device."""
+    """Check --threads, --device, --precision and the grid backend against what this machine
+    can do (one UsageError line each, before anything is written), apply them, and return the
+    device."""
     check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     check_device(device)
     check_precision(getattr(args, "precision", "fp32"), device)
+    if hasattr(args, "backend"):
+        from ray_grid import check_backend
+        from training import GridBackend
+        check_backend(GridBackend.from_args(args))
     return device
 
 
@@ -231,13 +283,23 @@ FAST_MALLOC = "glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshol
 
 def reexec_with_fast_malloc() -> None:
     """Re-run this command with GLIBC_TUNABLES=FAST_MALLOC (glibc Linux only; once; opt out by
-    setting GLIBC_TUNABLES yourself, e.g. to an empty string)."""
+    setting GLIBC_TUNABLES yourself, e.g. to an empty string).
+
+    Anywhere else (macOS, Windows, musl or another C library, an interpreter that cannot say how
+    it was started) and if the re-exec itself fails, the command simply goes on in this process
+    with the C library's default allocator: slower on long sequences, never an error."""
     if sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or platform.libc_ver()[0] != "glibc":
+        return
+    argv = getattr(sys, "orig_argv", None)         # Python ≥ 3.10: the interpreter's own argv
+    if not argv or not sys.executable:
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]],
-              {**os.environ, "GLIBC_TUNABLES": FAST_MALLOC})
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]],
+                  {**os.environ, "GLIBC_TUNABLES": FAST_MALLOC})
+    except OSError:
+        return
 
 
 def run(main, argv=None) -> int:

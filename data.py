@@ -217,10 +217,44 @@ class PriceTable(NamedTuple):
         return self.values[self.symbols.index(symbol)]
 
 
+# Kaggle's S&P 500 price files name their columns differently ("symbol", "ticker" or "Name";
+# "date" or "Date"; "high" or "High") and order them differently: each role is found by these
+# spellings, case-insensitively, unless the user names the column.
+SP500_COLUMN_NAMES = {"symbol": ("symbol", "ticker", "name"), "date": ("date",)}
+
+
+def sp500_columns(header: list[str], path: str, features: tuple[str, ...],
+                  symbol_column: str | None = None, date_column: str | None = None) -> dict:
+    """Map each role (symbol, date, every feature) to its column in ``header``.
+
+    A role is matched case-insensitively against its usual spellings, or against the column the
+    user named (``--symbol-column``, ``--date-column``). No match, or two matches, is one
+    UsageError naming the role, the flag that settles it and the columns found."""
+    found = ", ".join(map(str, header)) or "none"
+    named = {"symbol": symbol_column, "date": date_column}
+    columns = {}
+    for role in ("symbol", "date", *features):
+        choices = (named[role],) if named.get(role) else SP500_COLUMN_NAMES.get(role, (role,))
+        matches = [c for c in header if str(c).strip().lower() in {n.lower() for n in choices}]
+        flag = f"--{role}-column" if role in named else None
+        if not matches:
+            how = (f"column {named[role]!r} given by {flag} not found" if named.get(role) else
+                   f"no {role} column (looked for {', '.join(repr(n) for n in choices)}, any case"
+                   + (f"; name it with {flag}" if flag else "") + ")")
+            raise UsageError(f"{path}: {how} (columns found: {found})")
+        if len(matches) > 1:
+            raise UsageError(f"{path}: {len(matches)} columns could be the {role} column "
+                             f"({', '.join(map(repr, matches))})"
+                             + (f"; choose one with {flag}" if flag else ""))
+        columns[role] = matches[0]
+    return columns
+
+
 def load_sp500(path, features=("high",), missing: str = "ffill",
-               flag: str = "--data-file") -> PriceTable:
+               flag: str = "--data-file", symbol_column: str | None = None,
+               date_column: str | None = None) -> PriceTable:
     """Read and validate the S&P 500 CSV (see the section comment); ``flag`` names the file's
-    command-line flag in error messages."""
+    command-line flag in error messages; columns are found by ``sp500_columns``."""
     import os
 
     import pandas as pd
@@ -236,13 +270,13 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
         raise UsageError(f"{flag} {path}: no such file")
     try:
         header = list(pd.read_csv(path, nrows=0).columns)
-        for column in ("symbol", "date", *features):
-            if column not in header:
-                raise UsageError(f"{path}: required column {column!r} missing (columns found: "
-                                 f"{', '.join(map(str, header)) or 'none'})")
-        frame = pd.read_csv(path, usecols=["symbol", "date", *features],
-                            dtype={"symbol": str, "date": str}, keep_default_na=False,
-                            na_values={f: ["", "NA", "NaN", "nan", "null"] for f in features})
+        columns = sp500_columns(header, path, features, symbol_column, date_column)
+        frame = pd.read_csv(path, usecols=list(columns.values()),
+                            dtype={columns["symbol"]: str, columns["date"]: str},
+                            keep_default_na=False,
+                            na_values={columns[f]: ["", "NA", "NaN", "nan", "null"]
+                                       for f in features})
+        frame = frame.rename(columns={column: role for role, column in columns.items()})
     except UsageError:
         raise
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
@@ -251,12 +285,13 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
 
     empty = frame.index[frame["symbol"].str.strip() == ""]
     if len(empty):
-        raise UsageError(f"{path}: empty symbol in column 'symbol' (line {_lines(empty)})")
+        raise UsageError(f"{path}: empty symbol in column {columns['symbol']!r} "
+                         f"(line {_lines(empty)})")
     dates = pd.to_datetime(frame["date"].str.strip(), format="ISO8601", errors="coerce")
     bad_dates = frame.index[dates.isna()]
     if len(bad_dates):
         raise UsageError(f"{path}: unparsable date {frame['date'][bad_dates[0]]!r} in column "
-                         f"'date' (line {_lines(bad_dates)}); expected YYYY-MM-DD")
+                         f"{columns['date']!r} (line {_lines(bad_dates)}); expected YYYY-MM-DD")
     frame["date"] = dates
     frame["symbol"] = frame["symbol"].str.strip()
     duplicated = frame.index[frame.duplicated(["symbol", "date"], keep="first")]
@@ -268,14 +303,16 @@ def load_sp500(path, features=("high",), missing: str = "ffill",
         values = pd.to_numeric(frame[column], errors="coerce")
         text = frame.index[values.isna() & frame[column].notna()]
         if len(text):
-            raise UsageError(f"{path}: column {column!r} holds text {frame[column][text[0]]!r} "
+            raise UsageError(f"{path}: column {columns[column]!r} holds text "
+                             f"{frame[column][text[0]]!r} "
                              f"(line {_lines(text)})")
         infinite = frame.index[np.isinf(values.to_numpy(dtype=float))]
         if len(infinite):
-            raise UsageError(f"{path}: column {column!r} holds ±Inf (line {_lines(infinite)})")
+            raise UsageError(f"{path}: column {columns[column]!r} holds ±Inf "
+                             f"(line {_lines(infinite)})")
         not_positive = frame.index[values <= 0]
         if len(not_positive):
-            raise UsageError(f"{path}: column {column!r} holds a price ≤ 0 "
+            raise UsageError(f"{path}: column {columns[column]!r} holds a price ≤ 0 "
                              f"(line {_lines(not_positive)})")
         frame[column] = values.astype(float)
         empty_cells |= values.isna()
@@ -410,3 +447,64 @@ def symbol_split(n_symbols: int, folds: int, holdout: float, seed: int):
 def date_cutoff(n_dates: int, test_fraction: float) -> int:
     """Calendar index of the first out-of-time test day: the last ``test_fraction`` of the dates."""
     return n_dates - int(round(test_fraction * n_dates))
+
+
+# ---------------------------------------------------------------------------------------------
+# Palindromes (spec 003, tasks 2 and 3)
+#
+# A palindrome of length T over the digits 0–9: ⌈T/2⌉ free digits, mirrored (leading zeros
+# allowed, as in the spec's PalindromeDataset), so there are 10^⌈T/2⌉ of them: 1,000 for T = 5,
+# 10,000 for T = 7 and 8, 10^5 for T = 9 and 10. The first T − 1 digits are the input, one-hot
+# (10 values a step), the last digit is the target: equal to the first, so the network must
+# carry one digit across T − 2 steps. Every set is drawn from its own seeded generator:
+# training batches from (seed, T, epoch), validation and test sets from T alone (the same sets
+# for every seed and model), so the training stream never shares a generator with them; for
+# short T the space is so small that training draws most of it anyway (the test set then
+# overlaps the training data: ``expected_seen_fraction``).
+
+PALINDROME_DIGITS = 10
+_PALINDROME_STREAMS = {"train": 0, "val": 1, "test": 2}
+
+
+def palindrome_count(length: int) -> int:
+    """How many distinct palindromes of ``length`` digits exist: 10^⌈T/2⌉."""
+    return PALINDROME_DIGITS ** ((length + 1) // 2)
+
+
+def palindromes(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """n random palindromes of ``length`` digits: (n, T) int64, row[t] == row[T − 1 − t]."""
+    left = torch.randint(0, PALINDROME_DIGITS, (n, (length + 1) // 2), generator=generator)
+    return torch.cat([left, left[:, :length // 2].flip(1)], dim=1)
+
+
+def palindrome_generator(stream: str, length: int, seed: int = 0, epoch: int = 0) -> torch.Generator:
+    """The seeded generator of one stream ("train", "val" or "test"); validation and test do not
+    depend on ``seed`` or ``epoch``."""
+    key = [_PALINDROME_STREAMS[stream], length] + ([seed, epoch] if stream == "train" else [])
+    state = np.random.SeedSequence(key).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def palindrome_examples(digits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Palindromes (N, T) → (inputs (N, T − 1, 10) one-hot float, targets (N,) the last digit)."""
+    inputs = torch.nn.functional.one_hot(digits[:, :-1], PALINDROME_DIGITS).float()
+    return inputs, digits[:, -1].clone()
+
+
+def palindrome_set(stream: str, n: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed validation or test set of ``length``: (inputs, targets) as ``palindrome_examples``."""
+    return palindrome_examples(palindromes(n, length, palindrome_generator(stream, length)))
+
+
+def palindrome_batches(length: int, batch_size: int, steps: int, seed: int, epoch: int):
+    """``steps`` fresh training batches of epoch ``epoch``: a pure function of its arguments."""
+    generator = palindrome_generator("train", length, seed, epoch)
+    for _ in range(steps):
+        yield palindrome_examples(palindromes(batch_size, length, generator))
+
+
+def expected_seen_fraction(length: int, samples_drawn: int) -> float:
+    """Expected fraction of a test set's palindromes that also occurred among ``samples_drawn``
+    uniform training draws: 1 − (1 − 1/M)^N with M = ``palindrome_count``."""
+    m = palindrome_count(length)
+    return float(-np.expm1(samples_drawn * np.log1p(-1.0 / m)))

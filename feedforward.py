@@ -7,6 +7,11 @@ whole image at once.
   the MNIST task (spec 000) and the compression autoencoder of spec 004.
 - ``VAE``, ``vae_loss``, ``kl_to_standard_normal``: the variational autoencoder of spec 004
   task 2 (and any other fully connected VAE, e.g. a small-latent one for spec 002's sevens).
+- ``DigitJudge``: the small CNN MNIST classifier that scores generated digits (spec 002; its
+  training, cache and scores are in ``judge.py``).
+- ``ConditionalGenerator``, ``ConditionalDiscriminator`` and the conditioning helpers
+  (``one_hot``, ``balanced_labels``, ``centre_patch``): the conditional GAN of spec 002
+  problems 3-4 (``cgan_mnist.py``).
 - ``sparsity_penalty``: the KL sparsity regulariser of the sparse autoencoder (spec 004 task 1.3).
 
 Shape letters: B batch, D = sizes[0] input values (784 for MNIST), Z = sizes[-1] code size.
@@ -144,6 +149,140 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
                   "neg_elbo": (bce_sum + kl).mean().item()}
 
 
+# =============================================================================================
+# The CNN digit judge (spec 002; issue 16): an MNIST classifier that scores generated digits.
+# Training, caching and the two scores (label agreement, Fréchet distance) are in ``judge.py``.
+# =============================================================================================
+
+class DigitJudge(nn.Module):
+    """Small LeNet-style CNN MNIST classifier (LeCun et al. 1998) used to judge generated digits.
+
+    conv 5×5 (1→c1) → ReLU → max-pool 2 → conv 5×5 (c1→c2) → ReLU → max-pool 2 → dense
+    c2·4·4 → F ("features", ReLU; the penultimate layer whose statistics the Fréchet distance
+    compares) → dropout → dense F → 10 logits.
+
+    x: (B, 28, 28) or (B, 1, 28, 28), pixels in [0, 1] (0 = black background, as in MNIST).
+    """
+
+    def __init__(self, channels: tuple[int, int] = (16, 32), features: int = 128,
+                 dropout: float = 0.25):
+        super().__init__()
+        self.config = dict(channels=list(channels), features=features, dropout=dropout)
+        c1, c2 = channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, c1, 5), nn.ReLU(), nn.MaxPool2d(2),            # (B, c1, 12, 12)
+            nn.Conv2d(c1, c2, 5), nn.ReLU(), nn.MaxPool2d(2),           # (B, c2, 4, 4)
+        )
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 16, features), nn.ReLU())
+        self.classify = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, 10))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer activations: (B, 28, 28) → (B, F)."""
+        if x.dim() == 3:
+            x = x.unsqueeze(1)                                          # (B, 1, 28, 28)
+        return self.embed(self.conv(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 28, 28) → logits (B, 10)."""
+        return self.classify(self.features(x))
+
+
+# =============================================================================================
+# Conditional GAN (spec 002 problems 3-4; issue 17): one generator/discriminator pair for both
+# conditionings (one-hot label, or the known centre patch). Mirza & Osindero 2014, "Conditional
+# Generative Adversarial Nets"; Goodfellow et al. 2014 for the adversarial game itself.
+# The training loop is ``adversarial.py``; the experiment is ``cgan_mnist.py``.
+# Images here: (B, 784) flattened, pixels in [-1, 1] (-1 = black background), as the tanh
+# output of the generator defines them.
+# =============================================================================================
+
+SIDE = 28
+# The centre 10×10 patch: rows and columns 9..18. The spec writes X[:, 10:19, 10:19], which is
+# 9×9 = 81 values; 9:19 is the 10×10 = 100 values its text asks for.
+CENTRE = slice(9, 19)
+
+
+def one_hot(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """(B,) integer labels → (B, classes) float one-hot rows."""
+    return F.one_hot(labels, classes).float()
+
+
+def balanced_labels(n: int, classes: int = 10, device=None) -> torch.Tensor:
+    """(n,) labels 0, 1, …, 9, 0, 1, …: a class-balanced fake batch (each class ⌊n/10⌋ or
+    ⌈n/10⌉ times), as the spec asks for the generator's conditioning labels."""
+    return torch.arange(n, device=device) % classes
+
+
+def centre_patch(images: torch.Tensor) -> torch.Tensor:
+    """(B, 784) or (B, 28, 28) → the centre 10×10 patch flattened, (B, 100)."""
+    return images.reshape(-1, SIDE, SIDE)[:, CENTRE, CENTRE].reshape(len(images), -1)
+
+
+def centre_mask(device=None) -> torch.Tensor:
+    """(784,) bool: True on the centre 10×10 pixels (the known part of an imputed image)."""
+    mask = torch.zeros(SIDE, SIDE, dtype=torch.bool, device=device)
+    mask[CENTRE, CENTRE] = True
+    return mask.flatten()
+
+
+def _mlp(sizes: list[int], activation, dropout: float = 0.0) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), activation()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+    return layers
+
+
+class ConditionalGenerator(nn.Module):
+    """G(z, c): noise z (B, noise_dim) ~ N(0, I) and condition c (B, cond_dim) concatenated →
+    hidden layers (linear → batch norm → ReLU; Ioffe & Szegedy 2015, as in DCGAN's generator,
+    Radford et al. 2016) → tanh → image (B, out_dim) in [-1, 1].
+
+    Spec 002 problem 3: 110-200-400-784 (d = 100 noise + a 10-value one-hot label);
+    problem 4: 200-200-400-784 (100 noise + the 100 centre pixels)."""
+
+    def __init__(self, noise_dim: int = 100, cond_dim: int = 10, hidden: tuple[int, ...] = (200, 400),
+                 out_dim: int = SIDE * SIDE, batch_norm: bool = True):
+        super().__init__()
+        self.config = dict(noise_dim=noise_dim, cond_dim=cond_dim, hidden=list(hidden),
+                           out_dim=out_dim, batch_norm=batch_norm)
+        self.noise_dim = noise_dim
+        layers: list[nn.Module] = []
+        for a, b in zip([noise_dim + cond_dim, *hidden][:-1], hidden):
+            # batch norm before the ReLU keeps every unit alive and the samples diverse (without
+            # it this small generator collapsed to one blurred image within an epoch)
+            layers += [nn.Linear(a, b), *([nn.BatchNorm1d(b)] if batch_norm else []), nn.ReLU()]
+        self.net = nn.Sequential(*layers,
+                                 nn.Linear(hidden[-1] if hidden else noise_dim + cond_dim, out_dim),
+                                 nn.Tanh())
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, cond], dim=1))                # (B, out_dim)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n noise vectors from N(0, I) on the model's device: (n, noise_dim)."""
+        device = self.net[0].weight.device
+        return torch.randn(n, self.noise_dim, generator=generator).to(device)
+
+
+class ConditionalDiscriminator(nn.Module):
+    """D(x, c): image (B, in_dim) and condition (B, cond_dim) concatenated → hidden LeakyReLU(0.2)
+    layers with dropout → one logit (B,). The logistic output σ(logit) is the probability that
+    (x, c) is a real pair; losses use the logit (``binary_cross_entropy_with_logits``, stable).
+
+    Spec 002 problem 3: 794-400-200-100-1 (784 pixels + one-hot label; "dropout helped")."""
+
+    def __init__(self, in_dim: int = SIDE * SIDE, cond_dim: int = 10,
+                 hidden: tuple[int, ...] = (400, 200, 100), dropout: float = 0.3):
+        super().__init__()
+        self.config = dict(in_dim=in_dim, cond_dim=cond_dim, hidden=list(hidden), dropout=dropout)
+        leaky = lambda: nn.LeakyReLU(0.2)  # noqa: E731  (no dead units: D's gradient reaches G)
+        self.net = nn.Sequential(*_mlp([in_dim + cond_dim, *hidden], leaky, dropout),
+                                 nn.Linear(hidden[-1] if hidden else in_dim + cond_dim, 1))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([x, cond], dim=1)).squeeze(1)     # (B,) logits
 # ---------------------------------------------------------------------------------------------
 # sparse autoencoder (spec 004 task 1.3)
 

@@ -75,7 +75,7 @@ def fraction(text: str) -> float:
 
 def parse_args(argv=None):
     common = common_parser(TASK, input_size=1, hidden_size=64, epochs=16, lr=1e-2, grad_clip=1.0,
-                           batch_size=64)
+                           batch_size=64, grid=False)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     for action in parser._actions:   # the model reads one value per --feature per day
         if action.dest == "input_size":
@@ -88,7 +88,14 @@ def parse_args(argv=None):
     data.add_argument("--data-file", default=None,
                       help=f"the S&P 500 CSV (default: <data-dir>/{SP500_FILE})")
     data.add_argument("--feature", nargs="+", choices=SP500_PRICES, default=["high"],
-                      help="price column(s) modelled; several give input size > 1 (default high)")
+                      help="price column(s) modelled, matched in any case (High, high); several "
+                           "give input size > 1 (default high)")
+    data.add_argument("--symbol-column", default=None, metavar="NAME",
+                      help="the CSV's column of stock symbols (default: the one column named "
+                           "symbol, ticker or Name, in any case)")
+    data.add_argument("--date-column", default=None, metavar="NAME",
+                      help="the CSV's column of dates, YYYY-MM-DD (default: the one column named "
+                           "date, in any case)")
     data.add_argument("--symbols", nargs="+", default=None, metavar="SYMBOL",
                       help="use only these symbols (default: every symbol with at least one "
                            "window; the others are skipped with a note)")
@@ -377,7 +384,8 @@ def main(argv=None):
         raise UsageError(f"--data-dir {args.data_dir}: no {SP500_FILE} there (point --data-dir "
                          f"or ${DATA_ENV} at the folder holding sp500/, or give --data-file)")
     full = load_sp500(path, features, missing=args.missing,
-                      flag="--data-file" if args.data_file else "--data-dir")
+                      flag="--data-file" if args.data_file else "--data-dir",
+                      symbol_column=args.symbol_column, date_column=args.date_column)
     table = select_symbols(full, args.symbols) if args.symbols else full
     cutoff = check_inputs(args, table)
     runs = max_run(table)

@@ -2,7 +2,10 @@
 
 Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
 then one row per configuration (toy, MNIST rows F_fc in fp32 and under bf16 autocast, MNIST rows
-F_conv, MNIST pixels F_fc, S&P 500 windows): ms per training step, the reference's ms per step
+F_conv, MNIST pixels F_fc, S&P 500 windows, and the palindrome task's from-scratch LSTM beside
+nn.LSTM on the same weights; where ``hardware.bf16_support`` says this machine cannot train the
+models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line saying
+why): ms per training step, the reference's ms per step
 and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LSTM gates and its
 fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
@@ -34,6 +37,7 @@ from bench import benchmark
 from bench.benchmark import CONFIG_NAMES, WORKER_MARK, Config
 from cli import Parser, positive_int, probability, resolve_device, run, setup_runtime
 from errors import UsageError
+from hardware import bf16_unsupported_reason
 from outputs import prepare_out_dir, write_json, write_text
 
 DATA_ENV = "LSTM_AE_DATA_DIR"
@@ -97,6 +101,15 @@ def parse_args(argv=None):
                      help=f"folder holding MNIST/raw/ (default ${DATA_ENV} if set, "
                           f"else ../shared/data)")
 
+    grid = parser.add_argument_group("grid backends")
+    grid.add_argument("--grid-backends", action="store_true",
+                      help="also time the toy report grid (8 trials) with --backend local and 2 "
+                           "threads against --backend ray --parallel 2 with 1 thread each "
+                           "(needs requirements-ray.txt)")
+    grid.add_argument("--grid-epochs", type=positive_int, default=None,
+                      help="--grid-backends: epochs per trial (default: the script's 30)")
+    grid.add_argument("--grid-n-seqs", type=positive_int, default=None,
+                      help="--grid-backends: sequences generated (default: the script's 10,000)")
     ts = parser.add_argument_group("t-SNE (tsne.py)")
     ts.add_argument("--tsne", action="store_true",
                     help="also time tsne.py beside scikit-learn's exact t-SNE on the same "
@@ -178,12 +191,13 @@ def main(argv=None):
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     info = benchmark.machine_info(devices)
+    load = info["load_average"][0] if info["load_average"] else None
     print(f"torch {info['torch']}, threads: {info['threads']}; CPU: {info['cpu']} "
-          f"({info['cores']} cores, {info['cpu_capability']}, load average "
-          f"{info['load_average'][0]:.2f})"
+          f"({info['cores']} cores, {info['cpu_capability']}"
+          + (f", load average {load:.2f})" if load is not None else ")")
           + (f"; GPU: {info['cuda']}" if "cuda" in info else ""))
-    if info["load_average"][0] + info["threads"] > info["cores"] + 0.5:
-        print(f"warning: load average {info['load_average'][0]:.1f} on {info['cores']} cores with "
+    if load is not None and load + info["threads"] > info["cores"] + 0.5:
+        print(f"warning: load average {load:.1f} on {info['cores']} cores with "
               f"{info['threads']} torch thread(s): other processes compete for the CPU, so the "
               f"timings are pessimistic and noisy (and threads may spin-wait on each other)",
               file=sys.stderr)
@@ -194,6 +208,8 @@ def main(argv=None):
 
     configs = [c for c in benchmark.configurations(quick, args.batch_size)
                if c.name in args.configs]
+    # what this machine cannot run is left out with its reason, never attempted
+    result["left_out"] = []
     if not args.no_table:
         for device in devices:
             peak = benchmark.matmul_peak(device, matmul_n)
@@ -201,6 +217,11 @@ def main(argv=None):
             print(f"{device}: fp32 matmul peak {peak:.1f} GFLOP/s ({matmul_n}² torch.mm)")
         for device in devices:
             for config in configs:
+                reason = config.precision == "bf16" and bf16_unsupported_reason(device)
+                if reason:
+                    result["left_out"].append({"what": f"{config.label} on {device}",
+                                               "reason": reason})
+                    continue
                 print(f"measuring {config.label} on {device} ...", file=sys.stderr, flush=True)
                 if args.no_subprocess:
                     raw = benchmark.measure(config, device, args.repeats, args.warmup, args.seed)
@@ -213,7 +234,7 @@ def main(argv=None):
                 result["rows"].append(
                     benchmark.summarize(raw, result["matmul_peak_gflops"][str(device)]))
         print()
-        print(benchmark.format_table(result["rows"]))
+        print(benchmark.format_table(result["rows"], result["left_out"]))
 
     if args.profile or args.markdown:
         result["profiles"] = {}
@@ -238,12 +259,25 @@ def main(argv=None):
         row_hidden = next(c.hidden for c in benchmark.configurations() if c.name == "mnist-row-fc")
         for hidden, precision in itertools.product(args.hidden_size or (row_hidden, None),
                                                    args.precision):
+            reason = precision == "bf16" and bf16_unsupported_reason(device)
+            if reason:
+                size = f"H={hidden}" if hidden else "the script's default hidden size"
+                result["left_out"].append({"what": f"time to accuracy, {size}, bf16, on {device}",
+                                           "reason": reason})
+                continue
             tta = time_to_accuracy(args.data_dir, device, args.target_accuracy, args.eval_every,
                                    args.train_size, args.seed, args.test_size, precision, hidden,
                                    log=lambda text: print(text, file=sys.stderr, flush=True))
             result["time_to_accuracy"].append(tta)
             print(tta["summary"])
 
+    if args.grid_backends:
+        from bench.grid import compare_backends
+        from ray_grid import import_ray
+        import_ray()
+        print("timing the toy grid under both backends ...", file=sys.stderr, flush=True)
+        result["grid_backends"] = compare_backends(args.grid_epochs, args.grid_n_seqs)
+        print(result["grid_backends"]["summary"])
     if args.tsne:
         from bench.tsne import run_tsne_bench
         result["tsne"] = run_tsne_bench(
@@ -256,7 +290,7 @@ def main(argv=None):
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),
-                                  result.get("profiles")):
+                                  result.get("profiles"), result["left_out"]):
         print(line)
     for line in result.get("tsne", {}).get("targets", []):
         print(line)

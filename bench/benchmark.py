@@ -30,7 +30,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -42,12 +41,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, LSTMAutoencoder,
-                    PredictorHead, count_parameters)
-from bench.reference import ReferenceConvLSTMAutoencoder, ReferenceLSTMAutoencoder
+                    PredictorHead, ScratchLSTM, count_parameters)
+from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceLSTMAutoencoder,
+                             ReferenceLSTMClassifier)
+from hardware import cpu_flags, cpu_model
 from training import autocast
 
 CONFIG_NAMES = ("toy", "mnist-row-fc", "mnist-row-fc-bf16", "mnist-row-conv", "mnist-pixel-fc",
-                "snp500")
+                "snp500", "palindrome-lstm")
+SCRATCH_GOAL = 0.5           # issue 14: the from-scratch LSTM within 2× of nn.LSTM's step time
 GRAD_CLIP = 1.0              # every script's --grad-clip default
 WORKER_MARK = "BENCH-ROW "   # prefix of the JSON line a worker subprocess prints
 
@@ -61,7 +63,8 @@ class Config:
     """One benchmark row: model kind, sequence shape and head."""
     name: str
     label: str
-    cell: str                # "fc" (LSTMAutoencoder) or "conv" (ConvLSTMAutoencoder)
+    cell: str                # "fc" (LSTMAutoencoder), "conv" (ConvLSTMAutoencoder) or
+    #                          "scratch" (ScratchLSTM classifier; its reference is nn.LSTM)
     steps: int               # T
     input_size: int          # m (fc) or W, the row width (conv)
     hidden: int              # H (fc) or C, hidden channels (conv)
@@ -82,7 +85,9 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
     bf16. What the issue leaves to the scripts comes from their argparse defaults: F_conv's
     channels and kernel and the class
     weight (lstm_ae_mnist.py), the window length, hidden size and prediction weight
-    (lstm_ae_snp500.py). ``quick`` shortens pixel mode to 112 steps and uses batch 32."""
+    (lstm_ae_snp500.py). The seventh row (issue 14) is rnn_palindrome.py's ScratchLSTM at T=20,
+    H=128 (one-hot digits, m=10) beside nn.LSTM holding the same weights. ``quick`` shortens
+    pixel mode to 112 steps and uses batch 32."""
     import lstm_ae_mnist
     import lstm_ae_snp500
 
@@ -104,6 +109,8 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
         Config("snp500", "S&P 500 F_fc + predictor", "fc", snp.seq_len, len(snp.feature),
                snp.hidden_size[0], b, head="predictor", output="linear",
                head_weight=snp.pred_weight),
+        Config("palindrome-lstm", "palindromes: from-scratch LSTM vs nn.LSTM", "scratch", 20, 10,
+               128, b, head="classifier"),
     ]
 
 
@@ -130,9 +137,14 @@ def gate_flops(config: Config) -> float:
     arithmetic, the readout and the head are left out. The count is the textbook formulation's,
     the same for product and reference; a model that skips part of it (the product hoists the
     decoder's constant W_x z out of the loop and skips W_h h_0 = 0) gets an "effective" figure.
+
+    Scratch (one LSTM layer reading T one-hot digits, no decoder):
+        forward = B · T · 2·4H · (m + H)
     """
     b, t, h = config.batch, config.steps, config.hidden
-    if config.cell == "fc":
+    if config.cell == "scratch":
+        per_step = 2 * 4 * h * (config.input_size + h)
+    elif config.cell == "fc":
         per_step = 2 * 4 * h * ((config.input_size + h) + (h + h))
     else:
         k, w = config.kernel_size, config.input_size
@@ -168,6 +180,9 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
 def build_models(config: Config, seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """(product model, reference model with the same weights), both with the config's head."""
     torch.manual_seed(seed)
+    if config.cell == "scratch":
+        scratch = ScratchLSTM(config.input_size, config.hidden, 10)
+        return scratch, ReferenceLSTMClassifier.from_scratch(scratch)
     if config.cell == "fc":
         ae = LSTMAutoencoder(config.input_size, config.hidden, output=config.output)
         ref_ae = ReferenceLSTMAutoencoder.from_product(ae)
@@ -187,9 +202,12 @@ def build_models(config: Config, seed: int = 0) -> tuple[nn.Module, nn.Module]:
 
 
 def make_batch(config: Config, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """x (B, T, m) uniform in [0, 1) and, for the classifier, labels (B,) in 0..9."""
+    """x (B, T, m) uniform in [0, 1) (scratch: one-hot digits) and, for the classifier, labels
+    (B,) in 0..9."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(config.batch, config.steps, config.input_size, generator=gen)
+    if config.cell == "scratch":
+        x = F.one_hot(x.argmax(-1), config.input_size).float()
     if config.head == "classifier":
         return x.to(device), torch.randint(0, 10, (config.batch,), generator=gen).to(device)
     return (x.to(device),)
@@ -197,7 +215,11 @@ def make_batch(config: Config, device: torch.device, seed: int = 0) -> tuple[tor
 
 def loss_fn(config: Config):
     """The script's training loss for this configuration: model, batch → scalar."""
-    if config.head == "classifier":
+    if config.cell == "scratch":
+        def loss(model, batch):                               # rnn_palindrome.py: last step only
+            x, y = batch
+            return F.cross_entropy(model(x).logits, y)
+    elif config.head == "classifier":
         def loss(model, batch):
             x, y = batch
             out, logits = model(x)
@@ -245,7 +267,20 @@ class Trainer:
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    try:
+        import resource
+    except ImportError:                     # Windows: no getrusage; the column reads "nan"
+        return math.nan
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2 ** 20 if sys.platform == "darwin" else rss / 1024   # macOS: bytes; Linux: KiB
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 min load averages, or None where the OS has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def measure(config: Config, device: torch.device, repeats: int, warmup: int,
@@ -330,24 +365,14 @@ def measure_in_subprocess(config: Config, device: torch.device, repeats: int, wa
 # ---------------------------------------------------------------------------------------------
 # the machine, the profile, the table
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info(devices: list[torch.device]) -> dict:
     info = {
-        "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "cpu": cpu_model(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+        "torch": torch.__version__,
         "threads": torch.get_num_threads(), "python": platform.python_version(),
         "mkldnn": torch.backends.mkldnn.is_available(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "load_average": load_average(),
         # allocator settings change CPU step times a lot (page faults on fresh activations)
         "allocator_env": {k: os.environ[k] for k in ("GLIBC_TUNABLES", "LD_PRELOAD",
                                                      "MALLOC_CONF") if k in os.environ},
@@ -461,33 +486,49 @@ def _cells(row: dict) -> list[str]:
     return [fmt.format(values[key]) for key, _, fmt in COLUMNS]
 
 
-def format_table(rows: list[dict]) -> str:
-    """Plain-text table for the terminal."""
+def left_out_lines(left_out: list[dict] | None) -> list[str]:
+    """One line per measurement this machine cannot run (e.g. bf16 without a bf16 LSTM)."""
+    return [f"{item['what']}: left out, {item['reason']}" for item in left_out or []]
+
+
+def format_table(rows: list[dict], left_out: list[dict] | None = None) -> str:
+    """Plain-text table for the terminal, then a line per configuration left out."""
     lines = [[header for _, header, _ in COLUMNS]] + [_cells(r) for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     out = ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w)
                      for i, (cell, w) in enumerate(zip(line, widths))) for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return "\n".join(out + left_out_lines(left_out))
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], left_out: list[dict] | None = None) -> str:
     head = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
     rule = "|" + "|".join(":---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"
-    return "\n".join([head, rule] + ["| " + " | ".join(_cells(r)) + " |" for r in rows])
+    table = [head, rule] + ["| " + " | ".join(_cells(r)) + " |" for r in rows]
+    notes = left_out_lines(left_out)
+    return "\n".join(table + ([""] + [f"- {line}" for line in notes] if notes else []))
 
 
-def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = None) -> list[str]:
+def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = None,
+            left_out: list[dict] | None = None) -> list[str]:
     """The issue's targets, each with the measured value and whether it is met (CPU rows), with
-    what bounds F_conv's speed-up and pixel mode (from ``conv_flop_ratio`` and the profiles)."""
+    what bounds F_conv's speed-up and pixel mode (from ``conv_flop_ratio`` and the profiles);
+    a target whose measurement this machine cannot run says so (``left_out``)."""
     lines = []
     for r in rows:
         if r["device"] != "cpu":
             continue
+        config = Config(**r["configuration"])
+        if config.cell == "scratch":
+            ratio = r["ms_per_step"] / r["reference_ms_per_step"]
+            lines.append(f"{r['label']}: {r['ms_per_step']:.1f} ms per step, {ratio:.2f}× "
+                         f"nn.LSTM's {r['reference_ms_per_step']:.1f} ms on the same weights "
+                         f"(target ≤ {1 / SCRATCH_GOAL:g}×: "
+                         f"{'met' if r['speedup'] >= SCRATCH_GOAL else 'not met'})")
+            continue
         goal = 2.0 if "conv" in r["config"] else 1.3
         line = (f"{r['label']}: speed-up {r['speedup']:.2f}× over its reference "
                 f"(target ≥ {goal:g}×: {'met' if r['speedup'] >= goal else 'not met'})")
-        config = Config(**r["configuration"])
         if config.cell == "conv":
             line += "; " + conv_bound(r, config, profiles or {})
         lines.append(line)
@@ -507,7 +548,7 @@ def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = No
         else:
             lines.append(f"{what}: not reached in {run['epochs']} epochs (best "
                          f"{run['best_accuracy']:.2%})")
-    return lines
+    return lines + [f"{line} (not measured)" for line in left_out_lines(left_out)]
 
 
 def product_profile(row: dict, profiles: dict) -> dict | None:
@@ -571,10 +612,10 @@ def markdown_report(result: dict) -> str:
              "the run of this command:", "", "```", result["command"], "```", "",
              "## Machine", "",
              f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['cpu_capability']} "
-             f"kernels; torch {info['torch']}, threads: {info['threads']} "
+             f"kernels (flags: {' '.join(info.get('cpu_flags', [])) or 'not shown by the OS'}); torch {info['torch']}, threads: {info['threads']} "
              f"(oneDNN {'on' if info['mkldnn'] else 'off'}); Python {info['python']}",
              f"- load average at the start (1, 5, 15 min): "
-             f"{', '.join(map(str, info['load_average']))}",
+             f"{', '.join(map(str, info['load_average'] or ['not available']))}",
              f"- allocator environment (GLIBC_TUNABLES, LD_PRELOAD, MALLOC_CONF): "
              f"{allocator or 'none set'}"]
     if "cuda" in info:
@@ -597,13 +638,18 @@ def markdown_report(result: dict) -> str:
                   f"peak. Peak memory: resident set of the process "
                   f"({process}; Python + torch alone take about "
                   f"{min(r['base_rss_mb'] for r in rows):.0f} MB); CUDA rows: the allocator's "
-                  f"peak.", "", markdown_table(rows)]
+                  f"peak.", "", markdown_table(rows, result.get("left_out"))]
+    elif result.get("left_out"):
+        lines += ["", "## Training step", ""] + [f"- {t}" for t in left_out_lines(result["left_out"])]
     lines += ["", "## Targets", ""]
     lines += [f"- {t}" for t in targets(rows, result.get("time_to_accuracy"),
                                         result.get("profiles"))]
     tta = result.get("time_to_accuracy")
     if tta:
         lines += ["", "## Time to accuracy", ""] + [f"- {run['summary']}" for run in tta]
+    if result.get("grid_backends"):
+        lines += ["", "## Grid search: local vs Ray backend", "",
+                  f"- {result['grid_backends']['summary']}"]
     if result.get("tsne"):
         lines += ["", "## t-SNE (bench/tsne.py)", "", result["tsne"]["table"], ""]
         lines += [f"- {t}" for t in result["tsne"]["targets"]]

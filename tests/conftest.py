@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import hardware
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -35,6 +37,19 @@ def _require(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ray_installed() -> None:
+    """Ray is optional (requirements-ray.txt): its tests skip locally without it and fail under
+    CI=true, whose .ci/run installs it."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        message = "Ray is not installed (pip install -r requirements-ray.txt)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """Folder holding MNIST/raw/ and sp500/ (the read-only shared copies)."""
     return _require(_shared_data())
@@ -50,3 +65,35 @@ def mnist_root(shared_data_dir) -> Path:
 @pytest.fixture(scope="session")
 def sp500_csv(shared_data_dir) -> Path:
     return _require(shared_data_dir / "sp500" / "SP 500 Stock Prices 2014-2017.csv")
+
+
+# The real answer of this machine's bf16 probe: tests that need bf16 hardware run their real
+# check where it is True and assert the clean refusal where it is False, so the suite passes on
+# AVX2-only and AVX-512 CPUs alike and never skips a bf16 test.
+BF16_WORKS = hardware.bf16_support("cpu")[0]
+
+
+@pytest.fixture
+def no_bf16(monkeypatch):
+    """Force the probe's answer to "bf16 does not work here", whatever the CPU."""
+    monkeypatch.setattr(hardware, "bf16_support",
+                        lambda device="cpu": (False, "forced off by the test"))
+
+
+@pytest.fixture
+def bf16_claimed(monkeypatch):
+    """Force the probe's answer to "bf16 works here" (for checks that do not run bf16 kernels)."""
+    monkeypatch.setattr(hardware, "bf16_support", lambda device="cpu": (True, ""))
+
+
+@pytest.fixture(scope="session")
+def tiny_judge(mnist_root, tmp_path_factory):
+    """A digit judge trained for one epoch on 3,000 images (a few seconds; ~80 % accurate),
+    cached in a session folder: (path of its judge.pt, the Judge)."""
+    from judge import load_or_train_judge
+    from training import TrainSettings
+
+    path = tmp_path_factory.mktemp("judge") / "judge.pt"
+    judge = load_or_train_judge(path, mnist_root, settings=TrainSettings(epochs=1, lr=3e-3),
+                                train_size=3000)
+    return path, judge

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -13,8 +14,9 @@ import torch.nn.functional as F
 from bench import benchmark
 from bench.__main__ import main
 from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceConvLSTMCell,
-                             ReferenceLSTMAutoencoder)
+                             ReferenceLSTMAutoencoder, ReferenceLSTMClassifier)
 from cli import run
+from conftest import BF16_WORKS
 from models import ConvLSTMAutoencoder, LSTMAutoencoder
 
 ROW_KEYS = ("config", "device", "ms_per_step", "reference_ms_per_step", "speedup",
@@ -45,13 +47,17 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     assert run(main, TINY + ["--no-subprocess", "--json", str(out_json),
                              "--markdown", str(out_md)]) == 0
     result = json.loads(out_json.read_text())
-    _check_rows(result["rows"], benchmark.CONFIG_NAMES)
+    measured = [n for n in benchmark.CONFIG_NAMES if BF16_WORKS or not n.endswith("bf16")]
+    _check_rows(result["rows"], measured)
+    # without bf16 support the bf16 row is left out with the probe's reason, in table and report
+    assert [item["what"] for item in result["left_out"]] == (
+        [] if BF16_WORKS else ["MNIST rows F_fc, bf16 autocast on cpu"])
     assert result["matmul_peak_gflops"]["cpu"] > 0
     printed = capsys.readouterr().out
     assert "torch " in printed and "threads: 1" in printed and "speed-up" in printed
     report = out_md.read_text()
     assert "python -m bench --quick" in report          # the exact command
-    assert "| configuration |" in report and report.count("| cpu |") == len(benchmark.CONFIG_NAMES)
+    assert "| configuration |" in report and report.count("| cpu |") == len(measured)
     assert "## Machine" in report and "## Where the time goes" in report
     assert "MNIST rows F_fc" in report and "MNIST rows F_conv" in report
     assert set(result["profiles"]) and all(p["shares"] for p in result["profiles"].values())
@@ -65,6 +71,18 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     pixel = next(line for line in report.splitlines() if "MNIST pixels F_fc: " in line
                  and "of the matmul peak" in line)
     assert "224 time steps" in pixel and "fused LSTM layers take" in pixel   # quick: T=112
+
+
+def test_bf16_row_left_out_with_its_reason_where_the_probe_says_no(tmp_path, capsys, no_bf16):
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "performance.md"
+    assert run(main, TINY + ["--no-subprocess", "--configs", "toy", "mnist-row-fc-bf16",
+                             "--json", str(out_json), "--markdown", str(out_md)]) == 0
+    result = json.loads(out_json.read_text())
+    _check_rows(result["rows"], ["toy"])
+    line = ("MNIST rows F_fc, bf16 autocast on cpu: left out, this CPU's oneDNN has no bf16 LSTM "
+            "kernel: forced off by the test")
+    assert line in capsys.readouterr().out
+    assert f"- {line}" in out_md.read_text()
 
 
 def test_quick_subprocess_row(tmp_path):
@@ -130,6 +148,23 @@ def test_benchmark_pairs_compute_the_same_loss():
         assert torch.allclose(loss(product, batch), loss(reference, batch), atol=1e-5), config.name
 
 
+def test_scratch_lstm_row_is_timed_against_nn_lstm_with_its_weights(capsys):
+    """The palindrome row: ScratchLSTM beside nn.LSTM holding the same weights; its target line
+    is "within 2× of nn.LSTM", read from the row's own times."""
+    config = next(c for c in benchmark.configurations(quick=True, batch=3)
+                  if c.name == "palindrome-lstm")
+    assert (config.cell, config.steps, config.hidden, config.input_size) == ("scratch", 20, 128, 10)
+    product, reference = benchmark.build_models(config)
+    assert isinstance(reference, ReferenceLSTMClassifier) and isinstance(reference.lstm, torch.nn.LSTM)
+    x, y = benchmark.make_batch(config, torch.device("cpu"))
+    assert torch.all(x.sum(-1) == 1)                                    # one-hot digits
+    assert torch.allclose(product(x).logits, reference(x).logits, atol=1e-5)
+    row = {"config": config.name, "label": config.label, "device": "cpu", "ms_per_step": 30.0,
+           "reference_ms_per_step": 20.0, "speedup": 20.0 / 30.0, "configuration": asdict(config)}
+    (line,) = benchmark.targets([row], None)
+    assert "1.50× nn.LSTM's 20.0 ms" in line and "target ≤ 2×: met" in line
+
+
 def test_references_refuse_what_they_do_not_cover():
     with pytest.raises(ValueError, match="bidirectional"):
         ReferenceLSTMAutoencoder.from_product(LSTMAutoencoder(1, 4, bidirectional=True))
@@ -143,6 +178,8 @@ def test_gate_flops_formula():
     conv = benchmark.Config("y", "y", "conv", steps=5, input_size=6, hidden=2, batch=1,
                             kernel_size=3)
     assert benchmark.gate_flops(conv) == 3 * 5 * 2 * 4 * 2 * 3 * 6 * ((1 + 2) + (2 + 2))
+    scratch = benchmark.Config("z", "z", "scratch", steps=20, input_size=10, hidden=8, batch=4)
+    assert benchmark.gate_flops(scratch) == 3 * 4 * 20 * 2 * 4 * 8 * (10 + 8)
     # reference: 5 steps of 1 + 2 and of 2 + 2 input channels; product: the encoder's inputs
     # (1 channel) for 5 steps, h at 4 steps in each LSTM, z once (2 channels)
     assert benchmark.conv_flop_ratio(conv) == pytest.approx((5 * 3 + 5 * 4) / (5 + 4 * 2 + 2 + 4 * 2))
@@ -170,10 +207,17 @@ def test_time_to_accuracy_stops_at_the_target(mnist_root, tmp_path):
                       "--data-dir", str(mnist_root), "--train-size", "256", "--test-size", "500",
                       "--eval-every", "1",
                       "--target-accuracy", "0.05", "--json", str(out_json)]) == 0
-    runs = json.loads(out_json.read_text())["time_to_accuracy"]
-    # one run per hidden size (the benchmark row's 128, the script's default 256) and precision
+    result = json.loads(out_json.read_text())
+    runs = result["time_to_accuracy"]
+    # one run per hidden size (the benchmark row's 128, the script's default 256) and precision;
+    # bf16 where this machine runs it, else a line saying why it was left out
+    precisions = ("fp32", "bf16") if BF16_WORKS else ("fp32",)
     assert [(tta["hidden_size"], tta["precision"]) for tta in runs] == [
-        (128, "fp32"), (128, "bf16"), (256, "fp32"), (256, "bf16")]
+        (h, p) for h in (128, 256) for p in precisions]
+    expected_left_out = [] if BF16_WORKS else [
+        "time to accuracy, H=128, bf16, on cpu", "time to accuracy, the script's default "
+                                                 "hidden size, bf16, on cpu"]
+    assert [item["what"] for item in result["left_out"]] == expected_left_out
     for tta in runs:
         assert tta["reached"] and tta["checks"][-1]["test_accuracy"] >= 0.05
         assert tta["train_seconds"] > 0 and tta["default_hidden_size"] == 256
@@ -189,6 +233,17 @@ def test_profiler_ops_are_grouped_by_the_work_they_do():
     assert benchmark.categorize("aten::addmm") == "matrix products"
     assert benchmark.categorize("autograd::engine::evaluate_function: MulBackward0") == \
         "autograd engine"
+
+
+def test_machine_readings_missing_on_other_systems(monkeypatch):
+    """No load average or getrusage (Windows): the bench says so instead of failing."""
+    import os
+    import sys
+    monkeypatch.delattr(os, "getloadavg")
+    monkeypatch.setitem(sys.modules, "resource", None)         # import resource → ImportError
+    assert benchmark.load_average() is None
+    assert math.isnan(benchmark.peak_memory_mb(torch.device("cpu")))
+    assert benchmark.machine_info([torch.device("cpu")])["load_average"] is None
 
 
 def test_tsne_rows_and_targets(mnist_root, tmp_path, capsys):

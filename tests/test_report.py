@@ -9,14 +9,16 @@ import pytest
 
 import make_report
 from cli import run
-from report import fmt, pct
+from conftest import BF16_WORKS
+from report import SKIPPED, fmt, pct
 
 FIGURES = {
     "toy": ["examples.png", "reconstructions.png", "loss.png", "grid.png"],
     "mnist": ["digits.png", "loss.png", "accuracy.png"],
     "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
+    "palindrome": ["accuracy_vs_length.png", "gradient_norms.png"],
 }
-SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500"]
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Palindromes"]
 
 
 def numbers_in(value):
@@ -50,6 +52,10 @@ def quick_report(tmp_path_factory, shared_data_dir):
 
 def test_every_experiment_figure_and_section(quick_report):
     for exp in make_report.experiments():
+        if exp.bf16 and not BF16_WORKS:     # skipped here, with the reason for the report
+            assert "bf16" in json.loads((quick_report / exp.name / SKIPPED).read_text())["reason"]
+            assert not (quick_report / exp.name / "metrics.json").exists(), exp.name
+            continue
         assert (quick_report / exp.name / "metrics.json").exists(), exp.name
         assert (quick_report / exp.name / "run.json").exists(), exp.name
     for name, figures in FIGURES.items():
@@ -59,6 +65,7 @@ def test_every_experiment_figure_and_section(quick_report):
     for section in SECTIONS:
         assert section in text
     assert "has not been run yet" not in text
+    assert ("was not run on this machine" in text) is not BF16_WORKS
     for image in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text):
         assert (quick_report / image).exists(), image
 
@@ -101,3 +108,29 @@ def test_changed_code_reruns_every_grid_trial(quick_report, shared_data_dir, cap
     assert "every trial reruns" in err and "finished earlier" not in err
     assert trials > 1 and len(pd.read_csv(grid_path)) == trials       # each trial once, anew
     assert json.loads(stamp_path.read_text())["code"] == stamp["code"]
+
+
+def test_bf16_experiment_skipped_with_a_sentence_where_the_probe_says_no(tmp_path, shared_data_dir,
+                                                                       capsys, no_bf16):
+    """Forced "no bf16": the bf16 experiment is not run, its section says why, an earlier run's
+    numbers (from a machine that could) stay and are labelled as such."""
+    args = ["--quick", "--out-dir", str(tmp_path), "--data-dir", str(shared_data_dir),
+            "--threads", "1", "--only", "mnist/bf16"]
+    assert run(make_report.main, args) == 0
+    assert "[mnist/bf16] skipped: --precision bf16 is not supported here" in capsys.readouterr().err
+    assert not (tmp_path / "mnist" / "bf16" / "metrics.json").exists()
+    text = (tmp_path / "README.md").read_text()
+    assert "`mnist` has not been run yet" in text        # the rest of the report is as it was
+
+
+def test_bf16_section_reports_a_skip_beside_an_earlier_run(quick_report, tmp_path, no_bf16):
+    import shutil
+
+    from report import mnist_section
+    shutil.copytree(quick_report / "mnist", tmp_path / "mnist")
+    (tmp_path / "mnist" / "bf16").mkdir(exist_ok=True)
+    (tmp_path / "mnist" / "bf16" / SKIPPED).write_text(json.dumps({"reason": "no bf16 here"}))
+    text = mnist_section(tmp_path)
+    assert "was not run on this machine: no bf16 here." in text
+    has_earlier = (tmp_path / "mnist" / "bf16" / "metrics.json").exists()
+    assert ("from its last run on a CPU that supports it" in text) is has_earlier

@@ -71,8 +71,12 @@ def test_loader_on_the_real_csv(sp500_csv):
 
 
 @pytest.mark.parametrize("edit, expected", [
-    (lambda f: f.drop(columns="high"), "required column 'high' missing (columns found: symbol, "
-                                       "date, open, low, close, volume)"),
+    (lambda f: f.drop(columns="high"), "no high column (looked for 'high', any case) (columns "
+                                       "found: symbol, date, open, low, close, volume)"),
+    (lambda f: f.drop(columns="symbol"), "no symbol column (looked for 'symbol', 'ticker', "
+                                         "'name', any case; name it with --symbol-column)"),
+    (lambda f: f.assign(Name=f["symbol"]), "2 columns could be the symbol column ('symbol', "
+                                           "'Name'); choose one with --symbol-column"),
     (lambda f: f.assign(date=f["date"].where(f.index != 7, "2016-13-45")),
      "unparsable date '2016-13-45' in column 'date' (line 9)"),
     (lambda f: f.assign(high=f["high"].astype(object).where(f.index != 3, "n/a")),
@@ -89,6 +93,44 @@ def test_loader_bad_files(tmp_path, edit, expected):
         load_sp500(path)
     assert expected in str(err.value) and str(path) in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_loader_finds_the_columns_of_other_kaggle_layouts(tmp_path):
+    """Other popular files: Name/ticker for the symbol, capitalised Date/High, any column order;
+    the same prices come out. Columns no spelling finds are named with the flags."""
+    reference = load_sp500(write_prices(tmp_path / "kaggle.csv"), features=("high", "low"))
+
+    def same(table):
+        assert table.symbols == reference.symbols
+        np.testing.assert_array_equal(table.values, reference.values)
+        np.testing.assert_array_equal(table.dates, reference.dates)
+
+    five_years = write_prices(tmp_path / "all_stocks_5yr.csv", edit=lambda f: f.rename(
+        columns={"symbol": "Name"})[["date", "open", "high", "low", "close", "volume", "Name"]])
+    same(load_sp500(five_years, features=("high", "low")))
+    capitalised = write_prices(tmp_path / "caps.csv", edit=lambda f: f.rename(
+        columns={"symbol": "Ticker", "date": "Date", "high": "High", "low": "Low"}))
+    same(load_sp500(capitalised, features=("high", "low")))
+    odd = write_prices(tmp_path / "odd.csv", edit=lambda f: f.rename(
+        columns={"symbol": "stock", "date": "day"}))
+    with pytest.raises(UsageError, match="no symbol column .*name it with --symbol-column"):
+        load_sp500(odd)
+    same(load_sp500(odd, features=("high", "low"), symbol_column="stock", date_column="day"))
+    with pytest.raises(UsageError, match="column 'sym' given by --symbol-column not found "
+                                         r"\(columns found: stock, day,"):
+        load_sp500(odd, symbol_column="sym", date_column="day")
+
+
+def test_script_takes_the_column_flags(tmp_path, capsys):
+    path = write_prices(tmp_path / "odd.csv", edit=lambda f: f.rename(
+        columns={"symbol": "stock", "date": "day"}))
+    status, _, err = run_script([*QUICK, "--data-file", str(path), "--out-dir",
+                                 str(tmp_path / "r"), "--symbol-column", "stock",
+                                 "--date-column", "day"], capsys)
+    assert status == 0, err
+    status, _, err = run_script([*QUICK, "--data-file", str(path), "--out-dir",
+                                 str(tmp_path / "s")], capsys)
+    assert status == 2 and "--symbol-column" in err and len(err.strip().splitlines()) == 1
 
 
 def test_loader_missing_cells(tmp_path):
@@ -130,7 +172,9 @@ def test_unknown_symbol_suggests_close_matches(sp500_csv):
 
 @pytest.mark.parametrize("extra, edit, expected", [
     (["--data-file", "{dir}/absent.csv"], None, "--data-file {dir}/absent.csv: no such file"),
-    ([], lambda f: f.drop(columns="symbol"), "required column 'symbol' missing"),
+    ([], lambda f: f.drop(columns="symbol"),
+     "no symbol column (looked for 'symbol', 'ticker', 'name', any case; name it with "
+     "--symbol-column)"),
     ([], lambda f: f.assign(date=f["date"].where(f.index != 0, "yesterday")),
      "unparsable date 'yesterday'"),
     (["--symbols", "AAA", "BBX"], None, "--symbols BBX: unknown symbol"),

@@ -11,10 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import hardware
 import lstm_ae_toy
 from cli import run
+from conftest import BF16_WORKS
 from errors import TrainingDiverged
-from models import LSTMAutoencoder
+from hardware import check_precision
+from models import ConvLSTMAutoencoder, LSTMAutoencoder
 from training import TrainSettings, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +41,9 @@ def test_end_to_end_writes_every_output(tmp_path):
 
 
 def test_bf16_precision_autocasts_training_and_validation_only(tmp_path):
-    """--precision bf16: the training and validation forward passes run under bf16 autocast,
-    parameters stay fp32, and the script's test numbers are computed in fp32."""
+    """--precision bf16 in the shared loop: the training and validation forward passes run under
+    bf16 autocast and parameters stay fp32. The ConvLSTM trains under bf16 on every CPU (oneDNN's
+    bf16 LSTM needs more than AVX2), so this runs everywhere."""
     seen = []
 
     def step(model, batch):
@@ -47,15 +51,58 @@ def test_bf16_precision_autocasts_training_and_validation_only(tmp_path):
         seen.append((model.training, out.recon.dtype))
         return F.mse_loss(out.recon.float(), batch[0]), {}
 
-    model = LSTMAutoencoder(1, 4)
-    x = torch.rand(32, 5, 1)
+    model = ConvLSTMAutoencoder(4, channels=2, kernel_size=3)
+    x = torch.rand(32, 5, 4)
     fit(model, step, [x], [x[:8]], TrainSettings(epochs=1, batch_size=16, precision="bf16"),
         run_dir=tmp_path, identity={}, device=torch.device("cpu"))
     assert (True, torch.bfloat16) in seen and (False, torch.bfloat16) in seen
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert toy(tmp_path / "run", "--precision", "bf16") == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["config"]["precision"] == "bf16" and metrics["test_mse"] < 1
+
+
+def test_bf16_script_runs_where_supported_and_is_refused_cleanly_elsewhere(tmp_path, capsys):
+    """The real hardware: where the probe says bf16 works the script trains under it and its test
+    numbers are fp32; where it says no, one line naming --precision, exit 2, nothing written."""
+    status = toy(tmp_path / "run", "--precision", "bf16")
+    if BF16_WORKS:
+        assert status == 0
+        metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+        assert metrics["config"]["precision"] == "bf16" and metrics["test_mse"] < 1
+    else:
+        assert status == 2 and not (tmp_path / "run").exists()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--precision bf16: not supported on this machine" in err[0]
+
+
+def test_bf16_refused_where_the_probe_says_no(tmp_path, capsys, no_bf16):
+    assert toy(tmp_path / "run", "--precision", "bf16") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        "error: --precision bf16: not supported on this machine; this CPU's oneDNN has no bf16 "
+        "LSTM kernel: forced off by the test. Use --precision fp32")
+    assert not (tmp_path / "run").exists()
+    assert toy(tmp_path / "fp32") == 0           # fp32 is untouched by the probe's answer
+
+
+def test_bf16_accepted_where_the_probe_says_yes(bf16_claimed):
+    check_precision("bf16", torch.device("cpu"))                  # no error
+    assert hardware.bf16_unsupported_reason("cpu") is None
+
+
+def test_machine_limits_are_one_line_each(tmp_path, capsys):
+    """More threads than cores, or CUDA without a GPU: one line naming the flag, exit 2."""
+    assert toy(tmp_path / "a", "--threads", str(hardware.available_cores() + 1)) == 2
+    assert "--threads" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert toy(tmp_path / "b", "--device", "cuda") == 2
+        assert "--device cuda: CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_metrics_record_the_machine(tmp_path):
+    assert toy(tmp_path) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["device"] == "cpu" and metrics["torch_threads"] == 1
+    assert metrics["cpu_flags"] == hardware.cpu_flags() and metrics["cpu_capability"]
 
 
 def test_resumed_run_has_the_same_history_as_an_uninterrupted_one(tmp_path):

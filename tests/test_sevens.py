@@ -1,0 +1,146 @@
+"""Tests for vae_sevens.py: the hidden effects, the restricted unpickler and the file loader,
+the analysis helpers, the script end to end (MNIST sevens and --data-file) and on bad input."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import vae_sevens as sevens
+from cli import run
+from errors import UsageError
+from feedforward import VAE
+
+
+@pytest.mark.parametrize("effect", sevens.EFFECTS)
+def test_effects_are_deterministic_and_strength_zero_changes_nothing(effect):
+    images = torch.rand(6, 28, 28) * (torch.rand(6, 28, 28) > 0.7)
+    zero = torch.zeros(6)
+    assert torch.equal(sevens.apply_effect(images, effect, zero), images)
+    s = sevens.effect_strengths(6, seed=3)
+    assert torch.equal(s, sevens.effect_strengths(6, seed=3))
+    assert not torch.equal(s, sevens.effect_strengths(6, seed=4))
+    assert ((s >= 0) & (s <= 1)).all()
+    a, b = sevens.apply_effect(images, effect, s), sevens.apply_effect(images, effect, s)
+    assert torch.equal(a, b) and a.shape == images.shape
+    assert ((a >= 0) & (a <= 1 + 1e-6)).all()
+    strong = sevens.apply_effect(images, effect, torch.ones(6))
+    assert (strong - images).abs().amax(dim=(1, 2)).min() > 0.05     # every image changed
+
+
+def test_rotation_turns_counter_clockwise():
+    image = torch.zeros(1, 28, 28)
+    image[0, 14, 20:26] = 1.0                                        # a dash right of the centre
+    turned = sevens.apply_effect(image, "rotate", torch.tensor([1.5]))   # 90°
+    rows, cols = torch.nonzero(turned[0] > 0.3, as_tuple=True)
+    assert rows.float().mean() < 10 and (cols.float().mean() - 13.5).abs() < 2   # now above
+
+
+def test_restricted_unpickler_accepts_arrays_and_refuses_objects(tmp_path):
+    array = (np.random.default_rng(0).random((5, 28, 28)) * 255).astype(np.uint8)
+    good = tmp_path / "good.pkl"
+    good.write_bytes(pickle.dumps(array))
+    loaded = sevens.load_images_file(good)
+    assert loaded.shape == (5, 28, 28) and loaded.dtype == torch.float32
+    torch.testing.assert_close(loaded, torch.from_numpy(array / 255.0).float())
+    np.save(tmp_path / "good.npy", array.astype(np.float32) / 255)
+    assert sevens.load_images_file(tmp_path / "good.npy").shape == (5, 28, 28)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    bad = tmp_path / "evil.pkl"
+    bad.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(UsageError, match="refused"):
+        sevens.load_images_file(bad)
+    assert not (tmp_path / "pwned").exists()
+    listed = tmp_path / "list.pkl"
+    listed.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(UsageError, match="holds a list"):
+        sevens.load_images_file(listed)
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((4, 28, 27)))
+    with pytest.raises(UsageError, match=r"\(N, 28, 28\)"):
+        sevens.load_images_file(wrong)
+
+
+def test_pearson_and_traversal_rows():
+    x = torch.arange(10.0)
+    assert sevens.pearson(x, 2 * x + 1) == pytest.approx(1.0)
+    assert sevens.pearson(x, -x) == pytest.approx(-1.0)
+    assert sevens.pearson(x, torch.ones(10)) == 0.0
+    torch.manual_seed(0)
+    model = VAE(sizes=(784, 16), latent_dim=3)
+    rows = sevens.traversals(model, seed=1)
+    assert rows.shape == (3, len(sevens.SWEEP), 28, 28)
+    # row k varies only dimension k: decoding the shared code with z_k set reproduces each image
+    base = torch.randn(3, generator=torch.Generator().manual_seed(1))
+    code = base.clone()
+    code[1] = float(sevens.SWEEP[4])
+    with torch.no_grad():
+        torch.testing.assert_close(rows[1, 4], model.decode(code[None]).view(28, 28))
+
+
+def test_script_on_mnist_sevens(mnist_root, tmp_path):
+    out = tmp_path / "stripe"
+    sevens.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--effect", "stripe",
+                 "--epochs", "2", "--sizes", "32", "--latent-dim", "2", "--threads", "1"])
+    for name in ("effect.png", "traversals.png", "correlation.png", "loss.png", "strengths.csv",
+                 "metrics.json", "history.csv", "checkpoint.pt"):
+        assert (out / name).stat().st_size > 0, name
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_train"] + m["n_val"] == 6265 and m["n_test"] == 1028
+    assert len(m["pearson_r"]) == 2 and m["named_dimension"] in (1, 2)
+    assert m["named_abs_r"] == max(abs(r) for r in m["pearson_r"])
+
+
+def test_script_on_a_data_file(tmp_path):
+    images = np.random.default_rng(1).random((60, 28, 28)).astype(np.float32)
+    path = tmp_path / "tr7.pkl"
+    path.write_bytes(pickle.dumps(images))
+    out = tmp_path / "files"
+    sevens.main(["--data-file", str(path), "--out-dir", str(out), "--epochs", "1",
+                 "--sizes", "16", "--threads", "1"])
+    m = json.loads((out / "metrics.json").read_text())
+    assert sorted(m["ranking"]) == [1, 2, 3] and "pearson_r" not in m
+    assert (out / "traversals.png").exists() and not (out / "strengths.csv").exists()
+
+
+def _run_cli(argv, capsys):
+    try:
+        code = run(sevens.main, argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps({"images": np.zeros((2, 28, 28)), "x": complex(1, 2)}))
+    obj = tmp_path / "obj.pkl"
+    obj.write_bytes(pickle.dumps(torch.nn.Linear(2, 2)))
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.zeros((10, 784)))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    cases = [
+        (["--effect", "sparkle"], "--effect"),
+        (["--latent-dim", "0"], "--latent-dim"),
+        (["--latent-dim", "17"], "--latent-dim"),
+        (["--data-file", str(obj)], "refused"),
+        (["--data-file", str(evil)], "evil.pkl"),
+        (["--data-file", str(flat)], "(N, 28, 28)"),
+        (["--data-file", str(text)], "notes.txt"),
+        (["--data-file", str(tmp_path / "missing.pkl")], "no such file"),
+    ]
+    for argv, needle in cases:
+        out = tmp_path / "out"
+        code, err = _run_cli([*argv, "--data-dir", str(tmp_path), "--out-dir", str(out)], capsys)
+        assert code == 2, argv
+        assert len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
+        assert not out.exists(), argv
