@@ -44,7 +44,7 @@ from hardware import machine_info
 from models import count_parameters
 from outputs import prepare_out_dir, write_json
 from plotting import figure, plot_histories, plot_image_mosaic, save_figure
-from training import CHECKPOINT, TrainSettings, evaluate, fit
+from training import CHECKPOINT, TrainSettings, fit
 
 TASK = "autoencoders"
 KINDS = ("compression", "denoising", "sparse", "vae")
@@ -211,15 +211,21 @@ def reconstruct(model, x, batch=4096) -> torch.Tensor:
 
 
 @torch.no_grad()
-def vae_test_metrics(model, x, kl_weight, seed) -> dict:
+def vae_test_metrics(model, x, kl_weight, seed, batch=4096) -> dict:
     """Test numbers of the VAE: the negative ELBO per image (nats) estimated with one sample
     z ~ q(z|x) per image (seeded), its BCE and KL parts, the spec's loss, and the MSE and BCE of
-    the deterministic reconstruction from z = μ."""
+    the deterministic reconstruction from z = μ. (``training.evaluate`` would put the model in
+    eval mode, where z = μ, so the sampled pass is written out here.)"""
+    sums, step = {}, vae_step(kl_weight)
     model.train()                                                 # sample z, as the ELBO needs
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        sampled = evaluate(model, vae_step(kl_weight), [x], batch_size=4096)
+        for chunk in x.split(batch):
+            loss, metrics = step(model, (chunk,))
+            for key, value in {"loss": loss.item(), **metrics}.items():
+                sums[key] = sums.get(key, 0.0) + value * len(chunk)
     model.eval()
+    sampled = {key: value / len(x) for key, value in sums.items()}
     recon = reconstruct(model, x).to(x.device)
     bce_mu = F.binary_cross_entropy(recon, x, reduction="sum").item() / len(x)
     return {"test_loss": sampled["loss"], "test_neg_elbo": sampled["neg_elbo"],
@@ -337,7 +343,8 @@ def main(argv=None):
         models[kind], histories[kind] = model, fitted.history
         r = {"parameters": count_parameters(model), "epochs_run": len(fitted.history),
              "best_epoch": fitted.best_epoch, "interrupted": fitted.interrupted,
-             "train_seconds": fitted.seconds,
+             # from the history, so a resumed run counts every epoch's time, not the last call's
+             "train_seconds": float(sum(h["seconds"] for h in fitted.history)),
              "seconds_per_epoch": float(np.mean([h["seconds"] for h in fitted.history]))
              if fitted.history else None, "model": model.config}
         if kind == "vae":
