@@ -20,6 +20,7 @@ from errors import TrainingDiverged, UsageError
 from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+DATA_ENV = "LSTM_AE_DATA_DIR"     # default --data-dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -80,8 +81,6 @@ def probability(text: str) -> float:
     return value
 
 
-DATA_ENV = "LSTM_AE_DATA_DIR"     # the default --data-dir, when set
-
 MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--teacher-forcing",
                "--reverse", "--bidirectional", "--init")
 
@@ -101,8 +100,9 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
     p = Parser(add_help=False)
     if model_flags:
         _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
-    _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
-    _run_flags(p, task, grid)
+    add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
+                       patience=patience, lr_schedule=lr_schedule, optimizer=optimizer)
+    add_run_flags(p, task, grid=grid)
     return p
 
 
@@ -141,8 +141,11 @@ def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...],
                         "default uniform) (default orthogonal)")
 
 
-def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
-                    batch_size: int, patience: int, lr_schedule: str, optimizer: str) -> None:
+def add_training_flags(p: argparse.ArgumentParser, *, epochs: int | None, lr: float,
+                       grad_clip: float, batch_size: int = 128, patience: int = 0,
+                       lr_schedule: str = "onecycle", optimizer: str = "adam") -> None:
+    """Optimiser and training-loop flags (``training.TrainSettings.from_args`` reads them);
+    ``epochs=None`` leaves out --epochs."""
     train = p.add_argument_group("training")
     if epochs is not None:
         train.add_argument("--epochs", type=positive_int, default=epochs,
@@ -170,43 +173,16 @@ def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, g
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")
-    _seed_flag(train)
 
 
-def _seed_flag(group) -> None:
-    group.add_argument("--seed", type=int, default=0,
-                       help="seed for data generation, splits, initialisation and shuffling "
-                            "(default 0)")
-
-
-def run_parser(task: str) -> argparse.ArgumentParser:
-    """Parent parser for a script without a training loop (e.g. tsne_mnist.py): --seed and the
-    run flags (device, threads, output folder, debug), no --resume and no grid flags."""
-    p = Parser(add_help=False)
-    _seed_flag(_run_flags(p, task, grid=False, resume=False))
-    return p
-
-
-def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
-    """--data-dir and --download for scripts that read MNIST (``data.load_mnist``) and, with
-    ``train_size``, --train-size (a seeded subset of ``data.mnist_split``'s training part).
-    Returns the "data" argument group, for the script's own data flags."""
-    data = p.add_argument_group("data")
-    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
-                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
-                           f"${DATA_ENV} if set, else data/")
-    data.add_argument("--download", action="store_true",
-                      help="download MNIST into --data-dir if it is not there (needs internet)")
-    if train_size:
-        data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                          help="train on a seeded subset of N of the 54,000 training images (the "
-                               "validation 6,000 and test 10,000 are unchanged; default: all)")
-    return data
-
-
-def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True,
-               resume: bool = True):
+def add_run_flags(p: argparse.ArgumentParser, task: str, *, resume: bool = True,
+                  grid: bool = False) -> None:
+    """Run control: seed, device, threads, output folder, --resume (when the script keeps
+    checkpoints), the grid backend (when it runs grid searches), --debug."""
     run = p.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed for data generation, splits, initialisation and shuffling "
+                          "(default 0)")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
     run.add_argument("--threads", type=positive_int, default=None,
@@ -221,7 +197,6 @@ def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True,
         _grid_flags(run)
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
-    return run
 
 
 def _grid_flags(run) -> None:
@@ -237,6 +212,23 @@ def _grid_flags(run) -> None:
                      help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
                           "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
                           "runtime on this machine")
+
+
+def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
+    """Where MNIST is read from (--data-dir, --download) and, for the trained models,
+    --train-size (a seeded subset of the training split, ``data.mnist_split``). Returns the
+    "data" argument group, for the script's own data flags."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
+                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
+                           f"${DATA_ENV} if set, else data/")
+    data.add_argument("--download", action="store_true",
+                      help="download MNIST into --data-dir if it is not there (needs internet)")
+    if train_size:
+        data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                          help="train on a seeded subset of N of the 54,000 training images (the "
+                               "validation 6,000 and test 10,000 are unchanged; default: all)")
+    return data
 
 
 def resolve_device(name: str) -> torch.device:

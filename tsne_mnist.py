@@ -24,8 +24,8 @@ import time
 import numpy as np
 import torch
 
-from cli import (Parser, add_mnist_flags, positive_float, positive_int, probability, run,
-                 run_parser, setup_runtime)
+from cli import (Parser, add_mnist_flags, add_run_flags, positive_float, positive_int,
+                 probability, run, setup_runtime)
 from data import MNIST_TRAIN_SIZE, load_mnist
 from errors import UsageError
 from hardware import machine_info
@@ -40,7 +40,7 @@ K = 10                     # neighbours for trustworthiness and the kNN accuracy
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__.split("\n\n")[0], parents=[run_parser(TASK)])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     add_mnist_flags(parser, train_size=False)
     t = parser.add_argument_group("t-SNE")
     t.add_argument("--n-images", type=positive_int, default=1000,
@@ -88,6 +88,7 @@ def parse_args(argv=None):
                         "loss.backward() (same numbers; tested) (default fused)")
     t.add_argument("--no-sklearn", dest="sklearn", action="store_false",
                    help="skip the scikit-learn TSNE reference map")
+    add_run_flags(parser, TASK, resume=False)
     return parser.parse_args(argv)
 
 
