@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 
 from baselines import pca_fit, pca_reconstruct, pca_reconstruction_mse
-from cli import (Parser, add_mnist_flags, add_run_flags, add_training_flags, non_negative_float,
-                 positive_float, positive_int, run, setup_runtime)
+from cli import (Parser, add_mnist_flags, common_parser, non_negative_float, positive_float,
+                 positive_int, run, setup_runtime)
 from data import load_mnist, mnist_split
 from errors import UsageError
 from feedforward import VAE, DenseAutoencoder, sparsity_penalty, vae_loss
@@ -44,7 +44,7 @@ from hardware import machine_info
 from models import count_parameters
 from outputs import prepare_out_dir, write_json
 from plotting import figure, plot_histories, plot_image_mosaic, save_figure
-from training import CHECKPOINT, TrainSettings, evaluate, fit
+from training import CHECKPOINT, TrainSettings, fit
 
 TASK = "autoencoders"
 KINDS = ("compression", "denoising", "sparse", "vae")
@@ -63,12 +63,12 @@ def open_unit_interval(text: str) -> float:
 
 
 def parse_args(argv=None):
-    parser = Parser(description=__doc__.split("\n\n")[0])
+    common = common_parser(TASK, model_flags=(), epochs=50, lr=0.01, grad_clip=0.0,
+                           batch_size=256, lr_schedule="constant", grid=False)
+    parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     parser.add_argument("--kind", choices=(*KINDS, "all"), default="all",
                         help="which autoencoder to train (default all: the four, one after the other)")
     add_mnist_flags(parser)
-    add_training_flags(parser, epochs=50, lr=0.01, grad_clip=0.0, batch_size=256,
-                       lr_schedule="constant")
     ae = parser.add_argument_group("autoencoders (spec 004 task 1)")
     ae.add_argument("--code-size", type=positive_int, default=AE_SIZES[-1],
                     help=f"units in the coding layer of the 784-128-Z-128-784 network "
@@ -93,7 +93,6 @@ def parse_args(argv=None):
                      help="VAE latent dimensions (default 10)")
     vae.add_argument("--kl-weight", type=non_negative_float, default=0.001,
                      help="VAE loss = mean pixel-wise BCE + w × KL (default 0.001)")
-    add_run_flags(parser, TASK)
     args = parser.parse_args(argv)
     if len(args.lr) > 1 or len(args.grad_clip) > 1:
         raise UsageError("--lr and --grad-clip take one value here (no grid search)")
@@ -212,15 +211,21 @@ def reconstruct(model, x, batch=4096) -> torch.Tensor:
 
 
 @torch.no_grad()
-def vae_test_metrics(model, x, kl_weight, seed) -> dict:
+def vae_test_metrics(model, x, kl_weight, seed, batch=4096) -> dict:
     """Test numbers of the VAE: the negative ELBO per image (nats) estimated with one sample
     z ~ q(z|x) per image (seeded), its BCE and KL parts, the spec's loss, and the MSE and BCE of
-    the deterministic reconstruction from z = μ."""
+    the deterministic reconstruction from z = μ. (``training.evaluate`` would put the model in
+    eval mode, where z = μ, so the sampled pass is written out here.)"""
+    sums, step = {}, vae_step(kl_weight)
     model.train()                                                 # sample z, as the ELBO needs
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        sampled = evaluate(model, vae_step(kl_weight), [x], batch_size=4096)
+        for chunk in x.split(batch):
+            loss, metrics = step(model, (chunk,))
+            for key, value in {"loss": loss.item(), **metrics}.items():
+                sums[key] = sums.get(key, 0.0) + value * len(chunk)
     model.eval()
+    sampled = {key: value / len(x) for key, value in sums.items()}
     recon = reconstruct(model, x).to(x.device)
     bce_mu = F.binary_cross_entropy(recon, x, reduction="sum").item() / len(x)
     return {"test_loss": sampled["loss"], "test_neg_elbo": sampled["neg_elbo"],
@@ -338,7 +343,8 @@ def main(argv=None):
         models[kind], histories[kind] = model, fitted.history
         r = {"parameters": count_parameters(model), "epochs_run": len(fitted.history),
              "best_epoch": fitted.best_epoch, "interrupted": fitted.interrupted,
-             "train_seconds": fitted.seconds,
+             # from the history, so a resumed run counts every epoch's time, not the last call's
+             "train_seconds": float(sum(h["seconds"] for h in fitted.history)),
              "seconds_per_epoch": float(np.mean([h["seconds"] for h in fitted.history]))
              if fitted.history else None, "model": model.config}
         if kind == "vae":

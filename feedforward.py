@@ -149,8 +149,7 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
                   "neg_elbo": (bce_sum + kl).mean().item()}
 
 
-# ======================================================================================# The CNN digit judge (spec 002; issue 16): an MNIST classifier that scores generated digits.
-# Training, caching and the two scores (label agreement, Fréchet distance) are in ``judge.py``.
+# ======================================================================================# Training, caching and the two scores (label agreement, Fréchet distance) are in ``judge.py``.
 # =============================================================================================
 
 class DigitJudge(nn.Module):

@@ -37,7 +37,13 @@ from typing import Callable
 import torch
 
 OPTIMIZERS = ("sgd", "adam")
-BLOCK = 256    # rows per block: a 256 × N float32 block of a 10,000-point problem is 10 MB
+BLOCK_VALUES = 250_000   # values per row block of the fused pass (1 MB in float32: stays in cache)
+
+
+def block_rows(n: int) -> int:
+    """Rows per block for N points: about BLOCK_VALUES values, between 16 and 256 rows (measured
+    on 10,000 points, 2 cores: 24-row blocks took 1.4 s an iteration, 256-row blocks 3.5 s)."""
+    return max(16, min(256, BLOCK_VALUES // max(n, 1)))
 
 
 def squared_distances(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,8 +160,9 @@ class KLTerms(torch.autograd.Function):
     (the gradient is unaffected)."""
 
     @staticmethod
-    def forward(ctx, P, Y, block: int = BLOCK, need_attraction: bool = True):
+    def forward(ctx, P, Y, block: int | None = None, need_attraction: bool = True):
         n = len(Y)
+        block = block or block_rows(n)
         Yd = Y.detach()
         sq = (Yd * Yd).sum(1)                                      # (N,)
         y1t = torch.cat([Yd.T, Yd.new_ones(1, n)]).contiguous()    # (3, N): [y_·0; y_·1; 1]
@@ -185,7 +192,7 @@ class KLTerms(torch.autograd.Function):
         return None, grad_attraction * grad_a + grad_log_z * grad_log_z_y, None, None
 
 
-def kl_terms_fused(P: torch.Tensor, Y: torch.Tensor, block: int = BLOCK,
+def kl_terms_fused(P: torch.Tensor, Y: torch.Tensor, block: int | None = None,
                    need_attraction: bool = True):
     """Same values and gradients as ``kl_terms``, without N × N autograd buffers."""
     return KLTerms.apply(P, Y, block, need_attraction)

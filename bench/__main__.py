@@ -70,7 +70,8 @@ def parse_args(argv=None):
                            "one fresh subprocess per configuration")
     what.add_argument("--profile", action="store_true",
                       help="print a torch.profiler summary of one training step of MNIST rows "
-                           "F_fc and F_conv and of MNIST pixels F_fc (always done with --markdown)")
+                           "F_fc and F_conv and of MNIST pixels F_fc (always done with "
+                           "--markdown unless --no-table)")
     what.add_argument("--seed", type=int, default=0,
                       help="seed of the weights and the synthetic batch (default 0)")
 
@@ -236,7 +237,7 @@ def main(argv=None):
         print()
         print(benchmark.format_table(result["rows"], result["left_out"]))
 
-    if args.profile or args.markdown:
+    if args.profile or (args.markdown and not args.no_table):   # profiles go with the table
         result["profiles"] = {}
         by_name = {c.name: c for c in benchmark.configurations(quick, args.batch_size)}
         for device in devices:

@@ -54,9 +54,10 @@ def versus_sklearn(images: torch.Tensor, n: int, iterations: int, seed: int,
         started = time.perf_counter()
         model.fit(x.numpy().astype("float64"))
         total = time.perf_counter() - started
+    kl = float(model.kl_divergence_)     # left unset (huge) when it ends while exaggerating
     result["sklearn_exact"] = {"seconds": total, "iterations": int(model.n_iter_),
                                "iterations_per_s": int(model.n_iter_) / total,
-                               "final_kl": float(model.kl_divergence_)}
+                               "final_kl": kl if kl < 1e100 else None}
     for gradient in ("fused", "autograd"):
         result[gradient]["speedup_vs_sklearn"] = (result[gradient]["iterations_per_s"]
                                                   / result["sklearn_exact"]["iterations_per_s"])
@@ -94,7 +95,8 @@ def format_results(result: dict) -> str:
              "| implementation | total s | P s | iterations / s | speed-up | final KL |",
              "|---|---|---|---|---|---|",
              f"| scikit-learn TSNE(method='exact') | {sk['seconds']:.2f} | – | "
-             f"{sk['iterations_per_s']:.1f} | 1.0× | {sk['final_kl']:.3f} |"]
+             f"{sk['iterations_per_s']:.1f} | 1.0× | "
+             f"{'–' if sk['final_kl'] is None else format(sk['final_kl'], '.3f')} |"]
     for gradient, what in (("fused", "tsne.py, fused gradient"),
                            ("autograd", "tsne.py, autograd (spec's loss.backward())")):
         r = v[gradient]

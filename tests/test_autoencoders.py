@@ -130,6 +130,7 @@ def test_script_end_to_end_and_resume(mnist_root, tmp_path):
     assert m["baselines"]["pca_32"]["components"] == 32 and m["baselines"]["pca_10"]["test_mse"] > 0
     assert m["baselines"]["noisy_input"]["test_mse"] == pytest.approx(0.04, rel=0.05)  # σ² = 0.04
     assert m["vae"]["test_neg_elbo"] == pytest.approx(m["vae"]["test_bce"] + m["vae"]["test_kl"])
+    assert m["vae"]["test_bce"] != m["vae"]["test_bce_at_mean"]      # the ELBO samples z
     assert 0 <= m["sparse"]["code_mean_activation"] <= 1 and "targets" in m
     assert m["compression"]["model"]["activation"] == "sigmoid"
     # --resume of the finished run: two more epochs continue the same history
