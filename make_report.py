@@ -46,6 +46,7 @@ class Experiment:
 
 def experiments() -> list[Experiment]:
     tiny_toy = ["--n-seqs", "200", "--epochs", "2", "--hidden-size", "8"]
+    tiny_gan = ["--train-size", "600", "--epochs", "1", "--eval-samples", "200", "--test-size", "500"]
     return [
         Experiment("toy", "lstm_ae_toy.py",
                    ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"],
@@ -89,6 +90,14 @@ def experiments() -> list[Experiment]:
         *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
                      ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
           for effect in SEVENS_EFFECTS],
+        # spec 002 problems 3-4: the conditional GAN, conditioned on the label and on the centre
+        # (both score with the judge's checkpoint, so they come after it)
+        Experiment("cgan", "cgan_mnist.py", [], tiny_gan, data=True),
+        # the imputation GANs use the spec's plain discriminator (--no-projection): with the
+        # projection term the discriminator already enforces the centre and λ = 0 does not fail
+        Experiment("imputation", "cgan_mnist.py", ["--condition", "centre", "--no-projection",
+                                                   "--epochs", "5"],
+                   ["--condition", "centre", "--no-projection", *tiny_gan], data=True),
     ]
 
 

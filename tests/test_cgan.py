@@ -37,7 +37,7 @@ def test_generator_and_discriminator_shapes(cond_dim):
     g = ConditionalGenerator(noise_dim=100, cond_dim=cond_dim, hidden=(200, 400))
     d = ConditionalDiscriminator(784, cond_dim, hidden=(400, 200, 100), dropout=0.3)
     assert g.net[0].in_features == 100 + cond_dim                 # 110 (label) or 200 (centre)
-    assert d.net[0].in_features == 784 + cond_dim                 # 794 or 884
+    assert d.body[0].in_features == 784 + cond_dim                # 794 or 884
     cond = torch.rand(7, cond_dim)
     fake = g(g.noise(7), cond)
     assert fake.shape == (7, 784) and fake.abs().max() <= 1       # tanh: pixels in [-1, 1]
