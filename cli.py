@@ -85,16 +85,27 @@ MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--
 
 
 def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
-                  epochs: int,
-                  lr: float, grad_clip: float, batch_size: int = 128, patience: int = 0,
-                  lr_schedule: str = "onecycle",
-                  model_flags: tuple[str, ...] = MODEL_FLAGS) -> argparse.ArgumentParser:
+                  epochs: int | None, lr: float, grad_clip: float, batch_size: int = 128,
+                  patience: int = 0, lr_schedule: str = "onecycle", optimizer: str = "adam",
+                  model_flags: tuple[str, ...] = MODEL_FLAGS,
+                  grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
 
     ``model_flags``: which of the LSTM autoencoder's model flags (``MODEL_FLAGS``) the script
     has; a script whose model is not an LSTM AE keeps only those that mean something for it
-    (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own."""
+    (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own.
+    ``epochs=None`` leaves out ``--epochs`` (a script that counts steps); ``grid=False`` leaves
+    out --backend, --parallel and --ray-address (a script without grid search)."""
     p = Parser(add_help=False)
+    if model_flags:
+        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
+    _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
+    _run_flags(p, task, grid)
+    return p
+
+
+def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...], input_size: int,
+                       hidden_size: int, num_layers: int) -> None:
     model = p.add_argument_group("model")
     unknown = set(model_flags) - set(MODEL_FLAGS)
     if unknown:
@@ -127,11 +138,15 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
                         "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
                         "default uniform) (default orthogonal)")
 
+
+def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
+                    batch_size: int, patience: int, lr_schedule: str, optimizer: str) -> None:
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=epochs,
-                       help=f"maximum training epochs (default {epochs})")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                       help="optimizer (default adam)")
+    if epochs is not None:
+        train.add_argument("--epochs", type=positive_int, default=epochs,
+                           help=f"maximum training epochs (default {epochs})")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default=optimizer,
+                       help=f"optimizer (default {optimizer})")
     train.add_argument("--lr", type=positive_float, nargs="+", default=[lr], metavar="LR",
                        help=f"peak learning rate; several values run a grid search (default {lr:g})")
     train.add_argument("--lr-schedule", choices=("onecycle", "constant"), default=lr_schedule,
@@ -157,6 +172,8 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
                        help="seed for data generation, splits, initialisation and shuffling "
                             "(default 0)")
 
+
+def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True) -> None:
     run = p.add_argument_group("run")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
@@ -167,9 +184,25 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
                           f"(default report/{task}/)")
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the checkpoint in --out-dir")
+    if grid:
+        _grid_flags(run)
     run.add_argument("--debug", action="store_true",
                      help="show the full traceback on errors")
-    return p
+
+
+def _grid_flags(run) -> None:
+    run.add_argument("--backend", choices=("local", "ray"), default="local",
+                     help="where a grid's trials run: local (one after another in this process) "
+                          "or ray (Ray Tune trials, --parallel at a time, on a local Ray runtime "
+                          "or the cluster at --ray-address; pip install -r requirements-ray.txt) "
+                          "(default local)")
+    run.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                     help="--backend ray: grid trials run at once, each with --threads threads "
+                          "(default: cores / N) (default 1)")
+    run.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                     help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
+                          "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
+                          "runtime on this machine")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -191,14 +224,19 @@ def resolve_device(name: str) -> torch.device:
 
 
 def setup_runtime(args) -> torch.device:
-    """Check --threads, --device and --precision against what this machine can do (one
-    UsageError line each, before anything is written), apply them, and return the device."""
+    """Check --threads, --device, --precision and the grid backend against what this machine
+    can do (one UsageError line each, before anything is written), apply them, and return the
+    device."""
     check_threads(args.threads)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     check_device(device)
     check_precision(getattr(args, "precision", "fp32"), device)
+    if hasattr(args, "backend"):
+        from ray_grid import check_backend
+        from training import GridBackend
+        check_backend(GridBackend.from_args(args))
     return device
 
 

@@ -447,3 +447,64 @@ def symbol_split(n_symbols: int, folds: int, holdout: float, seed: int):
 def date_cutoff(n_dates: int, test_fraction: float) -> int:
     """Calendar index of the first out-of-time test day: the last ``test_fraction`` of the dates."""
     return n_dates - int(round(test_fraction * n_dates))
+
+
+# ---------------------------------------------------------------------------------------------
+# Palindromes (spec 003, tasks 2 and 3)
+#
+# A palindrome of length T over the digits 0–9: ⌈T/2⌉ free digits, mirrored (leading zeros
+# allowed, as in the spec's PalindromeDataset), so there are 10^⌈T/2⌉ of them: 1,000 for T = 5,
+# 10,000 for T = 7 and 8, 10^5 for T = 9 and 10. The first T − 1 digits are the input, one-hot
+# (10 values a step), the last digit is the target: equal to the first, so the network must
+# carry one digit across T − 2 steps. Every set is drawn from its own seeded generator:
+# training batches from (seed, T, epoch), validation and test sets from T alone (the same sets
+# for every seed and model), so the training stream never shares a generator with them; for
+# short T the space is so small that training draws most of it anyway (the test set then
+# overlaps the training data: ``expected_seen_fraction``).
+
+PALINDROME_DIGITS = 10
+_PALINDROME_STREAMS = {"train": 0, "val": 1, "test": 2}
+
+
+def palindrome_count(length: int) -> int:
+    """How many distinct palindromes of ``length`` digits exist: 10^⌈T/2⌉."""
+    return PALINDROME_DIGITS ** ((length + 1) // 2)
+
+
+def palindromes(n: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """n random palindromes of ``length`` digits: (n, T) int64, row[t] == row[T − 1 − t]."""
+    left = torch.randint(0, PALINDROME_DIGITS, (n, (length + 1) // 2), generator=generator)
+    return torch.cat([left, left[:, :length // 2].flip(1)], dim=1)
+
+
+def palindrome_generator(stream: str, length: int, seed: int = 0, epoch: int = 0) -> torch.Generator:
+    """The seeded generator of one stream ("train", "val" or "test"); validation and test do not
+    depend on ``seed`` or ``epoch``."""
+    key = [_PALINDROME_STREAMS[stream], length] + ([seed, epoch] if stream == "train" else [])
+    state = np.random.SeedSequence(key).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+def palindrome_examples(digits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Palindromes (N, T) → (inputs (N, T − 1, 10) one-hot float, targets (N,) the last digit)."""
+    inputs = torch.nn.functional.one_hot(digits[:, :-1], PALINDROME_DIGITS).float()
+    return inputs, digits[:, -1].clone()
+
+
+def palindrome_set(stream: str, n: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed validation or test set of ``length``: (inputs, targets) as ``palindrome_examples``."""
+    return palindrome_examples(palindromes(n, length, palindrome_generator(stream, length)))
+
+
+def palindrome_batches(length: int, batch_size: int, steps: int, seed: int, epoch: int):
+    """``steps`` fresh training batches of epoch ``epoch``: a pure function of its arguments."""
+    generator = palindrome_generator("train", length, seed, epoch)
+    for _ in range(steps):
+        yield palindrome_examples(palindromes(batch_size, length, generator))
+
+
+def expected_seen_fraction(length: int, samples_drawn: int) -> float:
+    """Expected fraction of a test set's palindromes that also occurred among ``samples_drawn``
+    uniform training draws: 1 − (1 − 1/M)^N with M = ``palindrome_count``."""
+    m = palindrome_count(length)
+    return float(-np.expm1(samples_drawn * np.log1p(-1.0 / m)))

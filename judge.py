@@ -237,7 +237,8 @@ def real_floor(judge, real: torch.Tensor, seed: int = 0) -> float:
 
 def parse_args(argv=None):
     common = common_parser(TASK, epochs=DEFAULT_SETTINGS.epochs, lr=DEFAULT_SETTINGS.lr,
-                           grad_clip=0.0, batch_size=DEFAULT_SETTINGS.batch_size, model_flags=())
+                           grad_clip=0.0, batch_size=DEFAULT_SETTINGS.batch_size, model_flags=(),
+                           grid=False)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     data = parser.add_argument_group("data")
     data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),

@@ -38,7 +38,8 @@ from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder,
                     LSTMAutoencoder, count_parameters)
 from outputs import prepare_out_dir, write_json
 from plotting import plot_histories, plot_image_grid
-from training import CHECKPOINT, TrainSettings, evaluate, fit, grid_points, run_grid
+from training import (CHECKPOINT, GridBackend, TrainSettings, evaluate, fit, grid_points,
+                      run_grid)
 
 TASK = "mnist"
 DATA_ENV = "LSTM_AE_DATA_DIR"
@@ -206,7 +207,8 @@ def main(argv=None):
                         val_set, settings, out_dir=run_dir,
                         identity={**common_identity, "model": model_config,
                                   "class_weight": args.class_weight},
-                        device=device, seed=args.seed, resume=resume_in(run_dir))
+                        device=device, seed=args.seed, resume=resume_in(run_dir),
+                        backend=GridBackend.from_args(args))
         model = grid.model
         test = evaluate(model, step, test_set)
         results[cell] = {

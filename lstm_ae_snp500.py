@@ -75,7 +75,7 @@ def fraction(text: str) -> float:
 
 def parse_args(argv=None):
     common = common_parser(TASK, input_size=1, hidden_size=64, epochs=16, lr=1e-2, grad_clip=1.0,
-                           batch_size=64)
+                           batch_size=64, grid=False)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     for action in parser._actions:   # the model reads one value per --feature per day
         if action.dest == "input_size":

@@ -25,7 +25,7 @@ from hardware import machine_info
 from models import LSTMAutoencoder, count_parameters
 from outputs import prepare_out_dir, write_json
 from plotting import plot_grid, plot_histories, plot_panels
-from training import TrainSettings, evaluate, grid_points, run_grid
+from training import GridBackend, TrainSettings, evaluate, grid_points, run_grid
 
 TASK = "toy"
 
@@ -94,7 +94,7 @@ def main(argv=None):
     grid = run_grid(grid_points(args.hidden_size, args.lr, args.grad_clip), build,
                     reconstruction_step, [steps[train_idx]], [steps[val_idx]], settings,
                     out_dir=out_dir, identity=identity, device=device, seed=args.seed,
-                    resume=args.resume)
+                    resume=args.resume, backend=GridBackend.from_args(args))
     model = grid.model
 
     # evaluation on the test set, in normalised and original units, beside the mean predictor

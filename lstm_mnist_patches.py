@@ -44,7 +44,7 @@ from judge import (default_judge_file, frechet_from_features, judge_outputs, loa
 from models import NextPatchLSTM, count_parameters
 from outputs import prepare_out_dir, write_csv, write_json
 from plotting import plot_histories, plot_image_grid
-from training import TrainSettings, evaluate, grid_points, run_grid
+from training import GridBackend, TrainSettings, evaluate, grid_points, run_grid
 
 TASK = "patches"
 DATA_ENV = "LSTM_AE_DATA_DIR"
@@ -157,7 +157,8 @@ def train_model(args, train_x, val_x, out_dir, device):
                     weight_decay=args.weight_decay, batch_size=args.batch_size)
     return run_grid(grid_points(args.hidden_size, args.lr, args.grad_clip), build, next_patch_step,
                     [train_x], [val_x], TrainSettings.from_args(args), out_dir=out_dir,
-                    identity=identity, device=device, seed=args.seed, resume=args.resume)
+                    identity=identity, device=device, seed=args.seed, resume=args.resume,
+                    backend=GridBackend.from_args(args))
 
 
 def shown_images(test_labels: torch.Tensor, per_digit: int, seed: int) -> list[list[int]]:

@@ -2,6 +2,7 @@
 
     python make_report.py                    # all experiments, report settings, into report/
     python make_report.py --quick --out-dir /tmp/report-quick   # same pipeline, tiny settings
+    python make_report.py --backend ray --parallel 2 --threads 1  # grid trials two at a time
 
 Each experiment runs its script's ``main`` with the script's own command line (shown in the
 report, so any section can be reproduced by hand), writing its figures, metrics.json, history
@@ -27,8 +28,9 @@ from cli import Parser, positive_int, resolve_device, run
 from errors import UsageError
 from hardware import bf16_unsupported_reason, check_threads, cpu_flags, cpu_model
 from outputs import prepare_out_dir, write_json
+from ray_grid import check_backend
 from report import SKIPPED, write_report
-from training import GRID
+from training import GRID, GridBackend
 from vae_sevens import EFFECTS as SEVENS_EFFECTS
 
 ROOT = Path(__file__).resolve().parent
@@ -42,6 +44,7 @@ class Experiment:
     quick: list[str]       # tiny settings for --quick
     data: bool = False     # needs --data-dir
     bf16: bool = False     # runs --precision bf16: skipped where this machine cannot
+    grid: bool = False     # a grid search: --backend and --parallel are passed on
 
 
 def experiments() -> list[Experiment]:
@@ -50,7 +53,8 @@ def experiments() -> list[Experiment]:
     return [
         Experiment("toy", "lstm_ae_toy.py",
                    ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"],
-                   [*tiny_toy[:4], "--hidden-size", "4", "8", "--lr", "1e-2", "--grad-clip", "0", "1"]),
+                   [*tiny_toy[:4], "--hidden-size", "4", "8", "--lr", "1e-2", "--grad-clip", "0", "1"],
+                   grid=True),
         Experiment("toy/plateau", "lstm_ae_toy.py", ["--init", "torch"], [*tiny_toy, "--init", "torch"]),
         Experiment("toy/plateau-reverse", "lstm_ae_toy.py", ["--init", "torch", "--reverse"],
                    [*tiny_toy, "--init", "torch", "--reverse"]),
@@ -77,6 +81,14 @@ def experiments() -> list[Experiment]:
                     "--epochs", "3"],
                    ["--input-size", "1", "--cell", "fc", "--hidden-size", "8", "--train-size", "200",
                     "--epochs", "1"], data=True),
+        Experiment("palindrome", "rnn_palindrome.py", ["--workers", "2"],
+                   ["--length", "5", "8", "--seeds", "2", "--steps", "100", "--eval-every", "50",
+                    "--hidden-size", "16", "--val-size", "200", "--test-size", "500"]),
+        Experiment("palindrome/plain-rnn", "rnn_palindrome.py",
+                   ["--model", "rnn", "--init", "plain", "--workers", "2"],
+                   ["--model", "rnn", "--init", "plain", "--length", "5", "8", "--seeds", "2",
+                    "--steps", "100", "--eval-every", "50", "--hidden-size", "16",
+                    "--val-size", "200", "--test-size", "500"]),
         Experiment("snp500", "lstm_ae_snp500.py", [],
                    ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
                     "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"],
@@ -139,7 +151,7 @@ def command_line(exp: Experiment, out_dir: Path, quick: bool, data_dir: str | No
 
 
 def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str | None,
-                   force: bool, threads: int | None) -> dict:
+                   force: bool, threads: int | None, backend: list[str] = ()) -> dict:
     """Run one experiment (or reuse its finished run, or skip one this machine cannot run);
     returns its stamp."""
     run_dir = out_dir / exp.name
@@ -172,7 +184,8 @@ def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str
     elif force:
         (run_dir / GRID).unlink(missing_ok=True)
     print(f"[{exp.name}] {key['command']}", file=sys.stderr)
-    extra = ["--threads", str(threads)] if threads else []
+    # how the run is executed, not what it computes: not part of the command that stamps it
+    extra = (["--threads", str(threads)] if threads else []) + (list(backend) if exp.grid else [])
     started = time.time()
     script = importlib.import_module(Path(exp.script).stem)
     status = run(script.main, [*command[2:], *extra])
@@ -199,6 +212,13 @@ def parse_args(argv=None):
                         help="rerun experiments even when a finished run is unchanged")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for each experiment (default: torch's choice)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local",
+                        help="where grid experiments run their trials (the scripts' --backend; "
+                             "default local)")
+    parser.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                        help="grid trials at once with --backend ray (default 1)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="--backend ray: the Ray cluster to join (default: a local runtime)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     return parser.parse_args(argv)
 
@@ -206,6 +226,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_threads(args.threads)
+    backend = GridBackend(args.backend, args.parallel, args.ray_address, args.threads)
+    check_backend(backend)
+    backend_flags = ["--backend", args.backend, "--parallel", str(args.parallel)] + (
+        ["--ray-address", args.ray_address] if args.ray_address else [])
     out_dir = prepare_out_dir(args.out_dir)
     chosen = experiments()
     if args.only:
@@ -219,7 +243,8 @@ def main(argv=None):
     for number, exp in enumerate(chosen, 1):
         print(f"== experiment {number}/{len(chosen)}: {exp.name}", file=sys.stderr)
         stamps[exp.name] = run_experiment(exp, out_dir, quick=args.quick, data_dir=args.data_dir,
-                                          force=args.force, threads=args.threads)
+                                          force=args.force, threads=args.threads,
+                                          backend=backend_flags)
     path = write_report(out_dir, [e.name for e in experiments()], quick=args.quick)
     print(f"report written to {path} ({time.time() - started:.0f} s)", file=sys.stderr)
 

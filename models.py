@@ -477,6 +477,157 @@ class ConvLSTMAutoencoder(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# Recurrent classifiers written from tensors (spec 003, tasks 2 and 3: palindromes)
+#
+# A vanilla RNN (equations 1–2) and an LSTM (equations 4–11) built only from nn.Parameter, tensor
+# arithmetic and a Python loop over time: no nn.RNN / nn.LSTM / nn.GRU / nn.*Cell / nn.Linear /
+# F.linear (tests/test_palindrome.py walks the modules and their source to check it). The input
+# projection of all T steps does not depend on the recurrence, so it is one matrix product before
+# the loop; the LSTM's four gates are stacked in one matrix ([g, i, f, o], the spec's order).
+# Only the last step's output p^(T) is computed: the loss (spec eq. 3) reads nothing else.
+# Shape letters: B batch, T steps, d input size, n hidden units, K classes.
+#
+# References: Elman 1990 (the vanilla RNN); Hochreiter & Schmidhuber 1997 and Gers et al. 2000
+# (the LSTM with a forget gate); Saxe et al. 2014 (orthogonal initialisation); Jozefowicz et al.
+# 2015 (forget-gate bias 1); Pascanu et al. 2013 (vanishing and exploding gradients).
+
+SCRATCH_INITS = ("orthogonal", "plain")
+
+
+class RecurrentOutput(NamedTuple):
+    logits: torch.Tensor          # (B, K) p^(T), the output at the last step
+    hidden: list[torch.Tensor]    # T tensors (B, n): h^(1)..h^(T), each a node of the graph,
+    #                               so torch.autograd.grad(loss, hidden) gives ∂L/∂h^(t)
+
+
+def _init_scratch_(module: nn.Module, recurrent: nn.Parameter, inputs: nn.Parameter,
+                   init: str) -> None:
+    """Initialise a scratch RNN/LSTM; ``recurrent`` and ``inputs`` hold one n-row block per gate.
+
+    ``orthogonal``: each recurrent n × n block orthogonal (at the start, gradients through
+    W_hh neither vanish nor explode), input blocks and the readout W_ph Xavier-uniform, biases
+    zero. ``plain``: PyTorch's default for nn.RNN/nn.LSTM, every parameter U(−1/√n, 1/√n)."""
+    if init not in SCRATCH_INITS:
+        raise ValueError(f"init must be one of {SCRATCH_INITS}, got {init!r}")
+    n = module.hidden_size
+    with torch.no_grad():
+        if init == "plain":
+            for param in module.parameters():
+                param.uniform_(-n ** -0.5, n ** -0.5)
+            return
+        for param in module.parameters():
+            if param.dim() == 1:
+                param.zero_()
+        for block in recurrent.split(n):
+            nn.init.orthogonal_(block)
+        for block in inputs.split(n):
+            nn.init.xavier_uniform_(block)
+        nn.init.xavier_uniform_(module.W_ph)
+
+
+class ScratchRNN(nn.Module):
+    """Vanilla RNN classifier (spec 003, eq. 1–2), from tensors:
+
+        h^(t) = tanh(W_hx x^(t) + W_hh h^(t−1) + b_h),   h^(0) = 0
+        p^(T) = W_ph h^(T) + b_p
+
+    x (B, T, d) → ``RecurrentOutput(logits (B, K), hidden [T × (B, n)])``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int,
+                 init: str = "orthogonal"):
+        super().__init__()
+        self.config = dict(kind="rnn", input_size=input_size, hidden_size=hidden_size,
+                           num_classes=num_classes, init=init)
+        self.hidden_size = hidden_size
+        self.W_hx = nn.Parameter(torch.empty(hidden_size, input_size))
+        self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))
+        self.b_h = nn.Parameter(torch.empty(hidden_size))
+        self.W_ph = nn.Parameter(torch.empty(num_classes, hidden_size))
+        self.b_p = nn.Parameter(torch.empty(num_classes))
+        _init_scratch_(self, self.W_hh, self.W_hx, init)
+
+    def forward(self, x: torch.Tensor) -> RecurrentOutput:
+        inputs = torch.matmul(x, self.W_hx.t()) + self.b_h   # (B, T, n): W_hx x^(t) + b_h, all t
+        w_hh = self.W_hh.t()
+        h = x.new_zeros(x.shape[0], self.hidden_size)       # (B, n) h^(0)
+        hidden = []
+        for step_input in inputs.unbind(1):
+            h = torch.tanh(torch.addmm(step_input, h, w_hh))  # (B, n)
+            hidden.append(h)
+        return RecurrentOutput(torch.addmm(self.b_p, h, self.W_ph.t()), hidden)
+
+
+class ScratchLSTM(nn.Module):
+    """LSTM classifier (spec 003, eq. 4–11), from tensors:
+
+        g = tanh(W_gx x + W_gh h + b_g)      i = σ(W_ix x + W_ih h + b_i)
+        f = σ(W_fx x + W_fh h + b_f)         o = σ(W_ox x + W_oh h + b_o)
+        c^(t) = g ⊙ i + c^(t−1) ⊙ f          h^(t) = tanh(c^(t)) ⊙ o
+        p^(T) = W_ph h^(T) + b_p,            h^(0) = c^(0) = 0
+
+    The four gates' matrices are stacked, in the order [g, i, f, o]: ``W_x`` (4n, d) holds
+    W_gx, W_ix, W_fx, W_ox one under the other, ``W_h`` (4n, n) and ``b`` (4n) likewise (one
+    bias per gate, as in the spec; nn.LSTM has two, b_ih + b_hh). ``init="orthogonal"`` also
+    sets the forget-gate bias b_f to ``forget_bias`` (1: the cell keeps its content by default
+    at the start of training), "plain" is PyTorch's default for nn.LSTM.
+
+    x (B, T, d) → ``RecurrentOutput(logits (B, K), hidden [T × (B, n)])``.
+    """
+
+    GATES = ("g", "i", "f", "o")
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int,
+                 init: str = "orthogonal", forget_bias: float = 1.0):
+        super().__init__()
+        self.config = dict(kind="lstm", input_size=input_size, hidden_size=hidden_size,
+                           num_classes=num_classes, init=init, forget_bias=forget_bias)
+        n = self.hidden_size = hidden_size
+        self.W_x = nn.Parameter(torch.empty(4 * n, input_size))
+        self.W_h = nn.Parameter(torch.empty(4 * n, n))
+        self.b = nn.Parameter(torch.empty(4 * n))
+        self.W_ph = nn.Parameter(torch.empty(num_classes, n))
+        self.b_p = nn.Parameter(torch.empty(num_classes))
+        _init_scratch_(self, self.W_h, self.W_x, init)
+        if init == "orthogonal":
+            with torch.no_grad():
+                self.gate(self.b, "f").fill_(forget_bias)
+
+    def gate(self, stacked: torch.Tensor, name: str) -> torch.Tensor:
+        """The rows of gate ``name`` (g, i, f or o) in a stacked parameter: a view."""
+        k = self.GATES.index(name)
+        return stacked[k * self.hidden_size:(k + 1) * self.hidden_size]
+
+    def forward(self, x: torch.Tensor) -> RecurrentOutput:
+        n = self.hidden_size
+        inputs = torch.matmul(x, self.W_x.t()) + self.b    # (B, T, 4n): W_·x x^(t) + b_·, all t
+        w_h = self.W_h.t()
+        h = x.new_zeros(x.shape[0], n)                      # (B, n) h^(0)
+        c = torch.zeros_like(h)                             # (B, n) c^(0)
+        hidden = []
+        for step_input in inputs.unbind(1):
+            gates = torch.addmm(step_input, h, w_h)         # (B, 4n) pre-activations [g, i, f, o]
+            g = torch.tanh(gates[:, :n])
+            i, f, o = torch.sigmoid(gates[:, n:]).chunk(3, dim=1)
+            c = torch.addcmul(c * f, g, i)                  # c^(t) = g ⊙ i + c^(t−1) ⊙ f
+            h = torch.tanh(c) * o                           # (B, n)
+            hidden.append(h)
+        return RecurrentOutput(torch.addmm(self.b_p, h, self.W_ph.t()), hidden)
+
+
+def scratch_parameter_count(kind: str, d: int, n: int, K: int) -> int:
+    """Trainable parameters of ``ScratchRNN``/``ScratchLSTM`` as a formula (spec 003, Q1.5(b)):
+
+        RNN:  n·d + n·n + n + K·n + K        (W_hx, W_hh, b_h, W_ph, b_p)
+        LSTM: 4·(n·d + n·n + n) + K·n + K    (four gates of W_·x, W_·h, b_·; then W_ph, b_p)
+
+    The batch size m and the sequence length T do not enter: the same weights serve every
+    sequence of the batch and every time step."""
+    if kind == "rnn":
+        return n * d + n * n + n + K * n + K
+    if kind == "lstm":
+        return 4 * (n * d + n * n + n) + K * n + K
+    raise ValueError(f"kind must be 'rnn' or 'lstm', got {kind!r}")
 # Next-patch LSTM (spec 002, problem 1): draws the bottom half of an MNIST digit patch by patch
 
 class NextPatchLSTM(nn.Module):

@@ -4,10 +4,15 @@
 a batch means and what the loss is, the loop does the rest (optimizer by name, one-cycle or
 constant learning rate, gradient-norm clipping, early stopping, tqdm progress, ``history.csv``
 rewritten as each epoch ends, a checkpoint written atomically after every epoch, ``--resume``,
-NaN/Inf detection, Ctrl-C that stops training but still returns the best model).
+NaN/Inf detection, Ctrl-C that stops training but still returns the best model). The training
+data are in-memory tensors shuffled each epoch, or a ``Stream`` of batches made on the fly
+(an "epoch" is then a fixed number of fresh batches); a ``stop(history)`` hook may end training
+after any epoch (e.g. once the training accuracy has been 100 %).
 
 ``run_grid`` runs ``fit`` over every combination of hidden size, learning rate and gradient clip,
-records each finished trial in ``grid.csv`` and skips finished trials when run again.
+records each finished trial in ``grid.csv`` and skips finished trials when run again; its trials
+run one after another here or, with ``GridBackend("ray", parallel=N)``, as Ray Tune trials
+(``ray_grid.py``) on this machine or a cluster.
 
 Checkpoints are plain dicts of tensors and built-in types (model ``state_dict``, optimizer state,
 RNG states, history, the best weights so far), loaded with ``torch.load(weights_only=True)``.
@@ -22,7 +27,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 import torch
@@ -71,6 +76,18 @@ class FitResult:
 
 
 StepFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
+
+
+@dataclass
+class Stream:
+    """Training batches generated on the fly instead of read from tensors.
+
+    ``batches(epoch)`` yields the ``steps_per_epoch`` batch tuples of epoch ``epoch`` (1-based);
+    it should be a pure function of the epoch number (e.g. seeded with it), so a resumed run
+    sees the same data as an uninterrupted one.
+    """
+    batches: Callable[[int], Iterable[tuple]]
+    steps_per_epoch: int
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,26 +212,34 @@ def load_model_weights(path: Path, model: nn.Module, which: str = "best") -> dic
 # ---------------------------------------------------------------------------------------------
 # the loop
 
-def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
+def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Stream,
         val: Sequence[torch.Tensor], settings: TrainSettings, *, run_dir, identity: dict,
         device: torch.device, seed: int = 0, resume: bool = False, desc: str = "train",
-        eval_batch_size: int = 1024) -> FitResult:
+        eval_batch_size: int = 1024,
+        stop: Callable[[list[dict]], bool] | None = None) -> FitResult:
     """Train ``model`` in place and leave it holding its best-by-validation weights.
 
-    ``train``/``val``: aligned tensors, first dimension = sequences (moved to ``device`` here).
+    ``train``/``val``: aligned tensors, first dimension = sequences (moved to ``device`` here);
+    ``train`` may instead be a ``Stream`` (``settings.batch_size`` is then the stream's affair).
     ``step_fn(model, batch)`` returns the mean loss of the batch and a dict of extra batch-mean
     metrics (logged as ``train_<name>``/``val_<name>`` in the history).
     ``identity``: everything that must match for ``--resume`` to continue this run (model
     config, data settings, optimizer...): a checkpoint with another identity is refused.
+    ``stop(history)``: called before each epoch with the rows so far; True ends training (like
+    ``settings.patience``, which it does not replace).
     """
     run_dir = Path(run_dir)
     ckpt_path, hist_path = run_dir / CHECKPOINT, run_dir / HISTORY
     model.to(device)
-    train = [t.to(device) for t in train]
     val = [t.to(device) for t in val]
     optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr,
                                settings.weight_decay)
     shuffle_gen = torch.Generator().manual_seed(seed)
+    if not isinstance(train, Stream):
+        tensors = [t.to(device) for t in train]
+        train = Stream(lambda epoch: batches(tensors, settings.batch_size, shuffle=True,
+                                             generator=shuffle_gen),
+                       math.ceil(len(tensors[0]) / settings.batch_size))
     history: list[dict] = []
     best: dict | None = None
     start_epoch = 0
@@ -232,7 +257,7 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
         print(f"note: starting a new run; {ckpt_path} will be replaced after the first epoch "
               f"(use --resume to continue it)", file=sys.stderr)
 
-    steps_per_epoch = math.ceil(len(train[0]) / settings.batch_size)
+    steps_per_epoch = train.steps_per_epoch
     total_steps = settings.epochs * steps_per_epoch
     best_val = best["val_loss"] if best else math.inf
     best_epoch = best["epoch"] if best else 0
@@ -244,14 +269,16 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor],
         for epoch in range(start_epoch + 1, settings.epochs + 1):
             if settings.patience and epoch - 1 - best_epoch >= settings.patience:
                 break
+            if stop is not None and history and stop(history):
+                break
             t0 = time.perf_counter()
             model.train()
             sums: dict[str, float] = {}
             count = 0
-            step_bar = tqdm(batches(train, settings.batch_size, shuffle=True, generator=shuffle_gen),
-                            total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
+            step_bar = tqdm(train.batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
                             dynamic_ncols=True, file=sys.stderr)
             for i, batch in enumerate(step_bar):
+                batch = tuple(t.to(device) for t in batch)   # a no-op for in-memory tensors
                 lr = learning_rate((epoch - 1) * steps_per_epoch + i, total_steps, settings.lr,
                                    settings.lr_schedule)
                 for group in optimizer.param_groups:
@@ -359,17 +386,54 @@ def read_grid(path: Path) -> pd.DataFrame:
     return table
 
 
+@dataclass
+class GridBackend:
+    """How a grid's trials run: ``local`` (one after another in this process) or ``ray`` (Ray
+    Tune trials, ``parallel`` at a time, on a local runtime or the cluster at ``ray_address``).
+    ``threads``: CPU threads of each Ray trial (default: this machine's cores / ``parallel``)."""
+    name: str = "local"
+    parallel: int = 1
+    ray_address: str | None = None
+    threads: int | None = None
+
+    @classmethod
+    def from_args(cls, args) -> "GridBackend":
+        return cls(args.backend, args.parallel, args.ray_address, args.threads)
+
+
+def train_trial(params: dict, build: Callable[[dict], nn.Module], step_fn: StepFn, train, val,
+                settings: TrainSettings, *, run_dir: Path, identity: dict, device: torch.device,
+                seed: int, resume: bool, desc: str, config: str) -> dict:
+    """One grid trial: a fresh model for ``params`` trained by ``fit`` in ``run_dir``; returns
+    its grid.csv row (plus "interrupted"). The same code whichever backend runs it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = build(params)
+    trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
+    result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
+                 identity={**identity, **params}, device=device, seed=seed, resume=resume,
+                 desc=desc)
+    return {"trial": trial_name(params), **params, "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "seconds": round(result.seconds, 2), "config": config,
+            "interrupted": result.interrupted}
+
+
 def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: StepFn,
              train, val, settings: TrainSettings, *, out_dir, identity: dict,
-             device: torch.device, seed: int = 0, resume: bool = False) -> GridResult:
+             device: torch.device, seed: int = 0, resume: bool = False,
+             backend: GridBackend | None = None) -> GridResult:
     """Train one model per grid point and return the best by validation loss.
 
     ``build(params)`` returns a fresh model for a point (``params`` has hidden_size, lr,
     grad_clip). With one point the run lives in ``out_dir`` itself and no ``grid.csv`` is
-    written; with several, each trial has ``out_dir/trials/<name>/`` and finished trials are
-    recorded in ``out_dir/grid.csv`` and skipped when the same configuration runs again.
+    written (whatever the backend); with several, each trial has ``out_dir/trials/<name>/`` and
+    finished trials are recorded in ``out_dir/grid.csv`` and skipped when the same configuration
+    runs again. ``backend`` says where the unfinished trials run (``GridBackend``; default: one
+    after another here); grid.csv is written by this process alone, as each trial finishes.
     """
     out_dir = Path(out_dir)
+    backend = backend or GridBackend()
     if len(points) == 1:
         params = points[0]
         torch.manual_seed(seed)
@@ -383,7 +447,7 @@ def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: St
     table = read_grid(grid_path)
     config = stable_hash({"identity": identity, "settings": asdict(settings), "seed": seed})
     results: dict[str, dict] = {}
-    interrupted = False
+    pending = []
     for number, params in enumerate(points, 1):
         name = trial_name(params)
         run_dir = out_dir / "trials" / name
@@ -392,25 +456,45 @@ def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: St
             print(f"grid {number}/{len(points)} {name}: finished earlier, skipped", file=sys.stderr)
             results[name] = {"params": params, "val": float(done["best_val_loss"].iloc[-1]),
                              "run_dir": run_dir}
-            continue
-        run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(seed)
-        model = build(params)
-        trial_settings = replace(settings, lr=params["lr"], grad_clip=params["grad_clip"])
-        can_resume = resume and (run_dir / CHECKPOINT).exists()
-        result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
-                     identity={**identity, **params}, device=device, seed=seed,
-                     resume=can_resume, desc=f"grid {number}/{len(points)} {name}")
-        results[name] = {"params": params, "val": result.best_val_loss, "run_dir": run_dir}
-        if result.interrupted:
-            interrupted = True
-            break
-        row = {"trial": name, **params, "best_val_loss": result.best_val_loss,
-               "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-               "seconds": round(result.seconds, 2), "config": config}
-        table = table[~((table["trial"] == name) & (table["config"] == config))]
+        else:
+            pending.append((number, params))
+
+    def record(row: dict) -> None:
+        nonlocal table
+        results[row["trial"]] = {"params": {k: row[k] for k in GRID_KEYS},
+                                 "val": row["best_val_loss"],
+                                 "run_dir": out_dir / "trials" / row["trial"]}
+        if row["interrupted"]:
+            return
+        row = {k: v for k, v in row.items() if k != "interrupted"}
+        table = table[~((table["trial"] == row["trial"]) & (table["config"] == config))]
         table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
         write_csv(grid_path, table)
+
+    def trial(params: dict, number: int, resume_from: float | None = None) -> dict:
+        """Runs one pending trial. ``resume_from``: a checkpoint written after this time (by an
+        earlier attempt of the same trial, e.g. on a worker that died) is continued."""
+        run_dir = out_dir / "trials" / trial_name(params)
+        ckpt = run_dir / CHECKPOINT
+        can_resume = ckpt.exists() and (resume or (resume_from is not None
+                                                   and ckpt.stat().st_mtime >= resume_from))
+        return train_trial(params, build, step_fn, train, val, settings, run_dir=run_dir,
+                           identity=identity, device=device, seed=seed, resume=can_resume,
+                           desc=f"grid {number}/{len(points)} {trial_name(params)}",
+                           config=config)
+
+    interrupted = False
+    if backend.name == "ray" and pending:
+        from ray_grid import run_trials
+        interrupted = run_trials(pending, trial, record, backend, out_dir=out_dir,
+                                 total=len(points), device=device)
+    else:
+        for number, params in pending:
+            row = trial(params, number)
+            record(row)
+            if row["interrupted"]:
+                interrupted = True
+                break
 
     finite = {k: v for k, v in results.items() if math.isfinite(v["val"])}
     if not finite:

@@ -249,7 +249,7 @@ def latent_dim(text: str) -> int:
 
 def parse_args(argv=None):
     common = common_parser(TASK, epochs=40, lr=2e-3, grad_clip=0.0, batch_size=64, patience=8,
-                           model_flags=())
+                           model_flags=(), grid=False)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     model = parser.add_argument_group("VAE")
     model.add_argument("--latent-dim", type=latent_dim, default=4, metavar="K",

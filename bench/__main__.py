@@ -2,9 +2,10 @@
 
 Prints the torch version, thread count and device, the fp32 matmul peak measured in this run,
 then one row per configuration (toy, MNIST rows F_fc in fp32 and under bf16 autocast, MNIST rows
-F_conv, MNIST pixels F_fc, S&P 500 windows; where ``hardware.bf16_support`` says this machine cannot
-train the models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line
-saying why): ms per training step, the reference's ms per step
+F_conv, MNIST pixels F_fc, S&P 500 windows, and the palindrome task's from-scratch LSTM beside
+nn.LSTM on the same weights; where ``hardware.bf16_support`` says this machine cannot train the
+models under bf16, the bf16 row and bf16 time-to-accuracy runs are left out with a line saying
+why): ms per training step, the reference's ms per step
 and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LSTM gates and its
 fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
@@ -95,6 +96,16 @@ def parse_args(argv=None):
     tta.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "../shared/data"),
                      help=f"folder holding MNIST/raw/ (default ${DATA_ENV} if set, "
                           f"else ../shared/data)")
+
+    grid = parser.add_argument_group("grid backends")
+    grid.add_argument("--grid-backends", action="store_true",
+                      help="also time the toy report grid (8 trials) with --backend local and 2 "
+                           "threads against --backend ray --parallel 2 with 1 thread each "
+                           "(needs requirements-ray.txt)")
+    grid.add_argument("--grid-epochs", type=positive_int, default=None,
+                      help="--grid-backends: epochs per trial (default: the script's 30)")
+    grid.add_argument("--grid-n-seqs", type=positive_int, default=None,
+                      help="--grid-backends: sequences generated (default: the script's 10,000)")
 
     out = parser.add_argument_group("run and outputs")
     out.add_argument("--device", default="auto",
@@ -236,6 +247,14 @@ def main(argv=None):
                                    log=lambda text: print(text, file=sys.stderr, flush=True))
             result["time_to_accuracy"].append(tta)
             print(tta["summary"])
+
+    if args.grid_backends:
+        from bench.grid import compare_backends
+        from ray_grid import import_ray
+        import_ray()
+        print("timing the toy grid under both backends ...", file=sys.stderr, flush=True)
+        result["grid_backends"] = compare_backends(args.grid_epochs, args.grid_n_seqs)
+        print(result["grid_backends"]["summary"])
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),

@@ -41,13 +41,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder, LSTMAutoencoder,
-                    PredictorHead, count_parameters)
-from bench.reference import ReferenceConvLSTMAutoencoder, ReferenceLSTMAutoencoder
+                    PredictorHead, ScratchLSTM, count_parameters)
+from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceLSTMAutoencoder,
+                             ReferenceLSTMClassifier)
 from hardware import cpu_flags, cpu_model
 from training import autocast
 
 CONFIG_NAMES = ("toy", "mnist-row-fc", "mnist-row-fc-bf16", "mnist-row-conv", "mnist-pixel-fc",
-                "snp500")
+                "snp500", "palindrome-lstm")
+SCRATCH_GOAL = 0.5           # issue 14: the from-scratch LSTM within 2× of nn.LSTM's step time
 GRAD_CLIP = 1.0              # every script's --grad-clip default
 WORKER_MARK = "BENCH-ROW "   # prefix of the JSON line a worker subprocess prints
 
@@ -61,7 +63,8 @@ class Config:
     """One benchmark row: model kind, sequence shape and head."""
     name: str
     label: str
-    cell: str                # "fc" (LSTMAutoencoder) or "conv" (ConvLSTMAutoencoder)
+    cell: str                # "fc" (LSTMAutoencoder), "conv" (ConvLSTMAutoencoder) or
+    #                          "scratch" (ScratchLSTM classifier; its reference is nn.LSTM)
     steps: int               # T
     input_size: int          # m (fc) or W, the row width (conv)
     hidden: int              # H (fc) or C, hidden channels (conv)
@@ -82,7 +85,9 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
     bf16. What the issue leaves to the scripts comes from their argparse defaults: F_conv's
     channels and kernel and the class
     weight (lstm_ae_mnist.py), the window length, hidden size and prediction weight
-    (lstm_ae_snp500.py). ``quick`` shortens pixel mode to 112 steps and uses batch 32."""
+    (lstm_ae_snp500.py). The seventh row (issue 14) is rnn_palindrome.py's ScratchLSTM at T=20,
+    H=128 (one-hot digits, m=10) beside nn.LSTM holding the same weights. ``quick`` shortens
+    pixel mode to 112 steps and uses batch 32."""
     import lstm_ae_mnist
     import lstm_ae_snp500
 
@@ -104,6 +109,8 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
         Config("snp500", "S&P 500 F_fc + predictor", "fc", snp.seq_len, len(snp.feature),
                snp.hidden_size[0], b, head="predictor", output="linear",
                head_weight=snp.pred_weight),
+        Config("palindrome-lstm", "palindromes: from-scratch LSTM vs nn.LSTM", "scratch", 20, 10,
+               128, b, head="classifier"),
     ]
 
 
@@ -130,9 +137,14 @@ def gate_flops(config: Config) -> float:
     arithmetic, the readout and the head are left out. The count is the textbook formulation's,
     the same for product and reference; a model that skips part of it (the product hoists the
     decoder's constant W_x z out of the loop and skips W_h h_0 = 0) gets an "effective" figure.
+
+    Scratch (one LSTM layer reading T one-hot digits, no decoder):
+        forward = B · T · 2·4H · (m + H)
     """
     b, t, h = config.batch, config.steps, config.hidden
-    if config.cell == "fc":
+    if config.cell == "scratch":
+        per_step = 2 * 4 * h * (config.input_size + h)
+    elif config.cell == "fc":
         per_step = 2 * 4 * h * ((config.input_size + h) + (h + h))
     else:
         k, w = config.kernel_size, config.input_size
@@ -168,6 +180,9 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
 def build_models(config: Config, seed: int = 0) -> tuple[nn.Module, nn.Module]:
     """(product model, reference model with the same weights), both with the config's head."""
     torch.manual_seed(seed)
+    if config.cell == "scratch":
+        scratch = ScratchLSTM(config.input_size, config.hidden, 10)
+        return scratch, ReferenceLSTMClassifier.from_scratch(scratch)
     if config.cell == "fc":
         ae = LSTMAutoencoder(config.input_size, config.hidden, output=config.output)
         ref_ae = ReferenceLSTMAutoencoder.from_product(ae)
@@ -187,9 +202,12 @@ def build_models(config: Config, seed: int = 0) -> tuple[nn.Module, nn.Module]:
 
 
 def make_batch(config: Config, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """x (B, T, m) uniform in [0, 1) and, for the classifier, labels (B,) in 0..9."""
+    """x (B, T, m) uniform in [0, 1) (scratch: one-hot digits) and, for the classifier, labels
+    (B,) in 0..9."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(config.batch, config.steps, config.input_size, generator=gen)
+    if config.cell == "scratch":
+        x = F.one_hot(x.argmax(-1), config.input_size).float()
     if config.head == "classifier":
         return x.to(device), torch.randint(0, 10, (config.batch,), generator=gen).to(device)
     return (x.to(device),)
@@ -197,7 +215,11 @@ def make_batch(config: Config, device: torch.device, seed: int = 0) -> tuple[tor
 
 def loss_fn(config: Config):
     """The script's training loss for this configuration: model, batch → scalar."""
-    if config.head == "classifier":
+    if config.cell == "scratch":
+        def loss(model, batch):                               # rnn_palindrome.py: last step only
+            x, y = batch
+            return F.cross_entropy(model(x).logits, y)
+    elif config.head == "classifier":
         def loss(model, batch):
             x, y = batch
             out, logits = model(x)
@@ -496,10 +518,17 @@ def targets(rows: list[dict], tta: list[dict] | None, profiles: dict | None = No
     for r in rows:
         if r["device"] != "cpu":
             continue
+        config = Config(**r["configuration"])
+        if config.cell == "scratch":
+            ratio = r["ms_per_step"] / r["reference_ms_per_step"]
+            lines.append(f"{r['label']}: {r['ms_per_step']:.1f} ms per step, {ratio:.2f}× "
+                         f"nn.LSTM's {r['reference_ms_per_step']:.1f} ms on the same weights "
+                         f"(target ≤ {1 / SCRATCH_GOAL:g}×: "
+                         f"{'met' if r['speedup'] >= SCRATCH_GOAL else 'not met'})")
+            continue
         goal = 2.0 if "conv" in r["config"] else 1.3
         line = (f"{r['label']}: speed-up {r['speedup']:.2f}× over its reference "
                 f"(target ≥ {goal:g}×: {'met' if r['speedup'] >= goal else 'not met'})")
-        config = Config(**r["configuration"])
         if config.cell == "conv":
             line += "; " + conv_bound(r, config, profiles or {})
         lines.append(line)
@@ -618,6 +647,9 @@ def markdown_report(result: dict) -> str:
     tta = result.get("time_to_accuracy")
     if tta:
         lines += ["", "## Time to accuracy", ""] + [f"- {run['summary']}" for run in tta]
+    if result.get("grid_backends"):
+        lines += ["", "## Grid search: local vs Ray backend", "",
+                  f"- {result['grid_backends']['summary']}"]
     if result.get("profiles"):
         lines += ["", "## Where the time goes", "",
                   "torch.profiler, one training step after two warm-up steps (self CPU time: "

@@ -11,6 +11,9 @@ can time them beside the product on the same data and the same weights:
 - ``ReferenceConvLSTMCell``: the ConvLSTM cell of github.com/ndrplz/ConvLSTM_pytorch, written here
   from its description (one convolution over cat([x_t, h_{t-1}]) along the channels gives the
   four gates, split as [i, f, o, g]; no peephole terms), with 1-D maps instead of 2-D ones.
+- ``ReferenceLSTMClassifier``: ``nn.LSTM`` + ``nn.Linear`` on the last hidden state, loading the
+  weights of ``models.ScratchLSTM`` (the palindrome task's LSTM written from tensors): here the
+  reference is PyTorch's fused layer, the speed the from-scratch model is measured against.
 - ``ReferenceConvLSTMAutoencoder``: that cell in the encoder/decoder layout of
   ``models.ConvLSTMAutoencoder`` (z = h_T fed at every decoder step, x̃_t = σ(1×1 conv(h̃_t))),
   loading the product's weights: the product's input and hidden kernels concatenated along the
@@ -28,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models import AEOutput, ConvLSTMAutoencoder, LSTMAutoencoder
+from models import AEOutput, ConvLSTMAutoencoder, LSTMAutoencoder, RecurrentOutput, ScratchLSTM
 
 
 def _check_plain(config: dict, what: str) -> None:
@@ -93,6 +96,39 @@ class ReferenceLSTMAutoencoder(nn.Module):
             dec_hidden.append(h.unsqueeze(1))
         return AEOutput(torch.cat(outputs, dim=1), z, torch.cat(dec_hidden, dim=1),
                         torch.cat(enc_hidden, dim=1))
+
+
+class ReferenceLSTMClassifier(nn.Module):
+    """``nn.LSTM`` and an ``nn.Linear`` readout of h_T: x (B, T, d) → RecurrentOutput(logits
+    (B, K), hidden [T × (B, n)]), what ``models.ScratchLSTM`` computes."""
+
+    NN_LSTM_GATES = ("i", "f", "g", "o")    # nn.LSTM's order of the stacked gates
+
+    def __init__(self, input_size: int, hidden_size: int, num_classes: int):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.readout = nn.Linear(hidden_size, num_classes)
+
+    @classmethod
+    def from_scratch(cls, scratch: ScratchLSTM) -> "ReferenceLSTMClassifier":
+        """A reference holding ``scratch``'s weights: its gates [g, i, f, o] reordered to
+        nn.LSTM's [i, f, g, o]; its one bias per gate is bias_ih, and bias_hh is zero."""
+        config = scratch.config
+        ref = cls(config["input_size"], config["hidden_size"], config["num_classes"])
+        ref.to(dtype=scratch.W_x.dtype, device=scratch.W_x.device)
+        with torch.no_grad():
+            for mine, theirs in ((scratch.W_x, ref.lstm.weight_ih_l0),
+                                 (scratch.W_h, ref.lstm.weight_hh_l0),
+                                 (scratch.b, ref.lstm.bias_ih_l0)):
+                theirs.copy_(torch.cat([scratch.gate(mine, g) for g in cls.NN_LSTM_GATES]))
+            ref.lstm.bias_hh_l0.zero_()
+            ref.readout.weight.copy_(scratch.W_ph)
+            ref.readout.bias.copy_(scratch.b_p)
+        return ref
+
+    def forward(self, x: torch.Tensor) -> RecurrentOutput:
+        hidden, _ = self.lstm(x)                                # (B, T, n)
+        return RecurrentOutput(self.readout(hidden[:, -1]), list(hidden.unbind(1)))
 
 
 class ReferenceConvLSTMCell(nn.Module):

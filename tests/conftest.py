@@ -37,6 +37,19 @@ def _require(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ray_installed() -> None:
+    """Ray is optional (requirements-ray.txt): its tests skip locally without it and fail under
+    CI=true, whose .ci/run installs it."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        message = "Ray is not installed (pip install -r requirements-ray.txt)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """Folder holding MNIST/raw/ and sp500/ (the read-only shared copies)."""
     return _require(_shared_data())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from bench import benchmark
 from bench.__main__ import main
 from bench.reference import (ReferenceConvLSTMAutoencoder, ReferenceConvLSTMCell,
-                             ReferenceLSTMAutoencoder)
+                             ReferenceLSTMAutoencoder, ReferenceLSTMClassifier)
 from cli import run
 from conftest import BF16_WORKS
 from models import ConvLSTMAutoencoder, LSTMAutoencoder
@@ -147,6 +148,23 @@ def test_benchmark_pairs_compute_the_same_loss():
         assert torch.allclose(loss(product, batch), loss(reference, batch), atol=1e-5), config.name
 
 
+def test_scratch_lstm_row_is_timed_against_nn_lstm_with_its_weights(capsys):
+    """The palindrome row: ScratchLSTM beside nn.LSTM holding the same weights; its target line
+    is "within 2× of nn.LSTM", read from the row's own times."""
+    config = next(c for c in benchmark.configurations(quick=True, batch=3)
+                  if c.name == "palindrome-lstm")
+    assert (config.cell, config.steps, config.hidden, config.input_size) == ("scratch", 20, 128, 10)
+    product, reference = benchmark.build_models(config)
+    assert isinstance(reference, ReferenceLSTMClassifier) and isinstance(reference.lstm, torch.nn.LSTM)
+    x, y = benchmark.make_batch(config, torch.device("cpu"))
+    assert torch.all(x.sum(-1) == 1)                                    # one-hot digits
+    assert torch.allclose(product(x).logits, reference(x).logits, atol=1e-5)
+    row = {"config": config.name, "label": config.label, "device": "cpu", "ms_per_step": 30.0,
+           "reference_ms_per_step": 20.0, "speedup": 20.0 / 30.0, "configuration": asdict(config)}
+    (line,) = benchmark.targets([row], None)
+    assert "1.50× nn.LSTM's 20.0 ms" in line and "target ≤ 2×: met" in line
+
+
 def test_references_refuse_what_they_do_not_cover():
     with pytest.raises(ValueError, match="bidirectional"):
         ReferenceLSTMAutoencoder.from_product(LSTMAutoencoder(1, 4, bidirectional=True))
@@ -160,6 +178,8 @@ def test_gate_flops_formula():
     conv = benchmark.Config("y", "y", "conv", steps=5, input_size=6, hidden=2, batch=1,
                             kernel_size=3)
     assert benchmark.gate_flops(conv) == 3 * 5 * 2 * 4 * 2 * 3 * 6 * ((1 + 2) + (2 + 2))
+    scratch = benchmark.Config("z", "z", "scratch", steps=20, input_size=10, hidden=8, batch=4)
+    assert benchmark.gate_flops(scratch) == 3 * 4 * 20 * 2 * 4 * 8 * (10 + 8)
     # reference: 5 steps of 1 + 2 and of 2 + 2 input channels; product: the encoder's inputs
     # (1 channel) for 5 steps, h at 4 steps in each LSTM, z once (2 channels)
     assert benchmark.conv_flop_ratio(conv) == pytest.approx((5 * 3 + 5 * 4) / (5 + 4 * 2 + 2 + 4 * 2))

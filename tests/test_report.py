@@ -16,8 +16,9 @@ FIGURES = {
     "toy": ["examples.png", "reconstructions.png", "loss.png", "grid.png"],
     "mnist": ["digits.png", "loss.png", "accuracy.png"],
     "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
+    "palindrome": ["accuracy_vs_length.png", "gradient_norms.png"],
 }
-SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500"]
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Palindromes"]
 
 
 def numbers_in(value):
