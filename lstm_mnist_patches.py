@@ -52,6 +52,7 @@ SIDE, PATCH = 28, 7
 GRID = SIDE // PATCH                  # 4 × 4 patches
 N_PATCHES, PATCH_SIZE = GRID * GRID, PATCH * PATCH   # 16 patches of 49 pixels
 GIVEN = N_PATCHES // 2                # the top half: patches 1-8
+TARGETS = {"min_lstm_agreement": 0.9, "max_train_minutes": 10}   # issue 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,8 +297,10 @@ def main(argv=None):
         "parameters": count_parameters(model),
         "model": model.config,
         "interrupted": grid.interrupted,
+        "targets": TARGETS,
         "data": {"n_train": len(train_idx), "n_val": len(val_idx), "n_test": len(test_images),
-                 "shown": rows},
+                 "patch_side": PATCH, "n_patches": N_PATCHES, "given_patches": GIVEN,
+                 "closed_loop_steps": N_PATCHES - GIVEN - 1, "shown": rows},
         "run_seconds": time.time() - started,
         **machine_info(device),
         "config": {k: v for k, v in vars(args).items() if k != "debug"},

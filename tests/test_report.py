@@ -17,8 +17,11 @@ FIGURES = {
     "mnist": ["digits.png", "loss.png", "accuracy.png"],
     "snp500": ["amzn_googl.png", "reconstructions.png", "losses.png", "prediction.png"],
     "palindrome": ["accuracy_vs_length.png", "gradient_norms.png"],
+    "patches": ["generated.png", "originals.png", "loss.png"],
+    "sevens/stripe": ["effect.png", "traversals.png", "correlation.png", "loss.png"],
 }
-SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Palindromes"]
+SECTIONS = ["## 1. Synthetic signals", "## 2. MNIST", "## 3. S&P 500", "## Palindromes",
+            "## Spec 002 · The digit judge", "## Spec 002 · Problem 1", "## Spec 002 · Problem 2"]
 
 
 def numbers_in(value):

@@ -107,7 +107,7 @@ def test_script_on_a_data_file(tmp_path):
     sevens.main(["--data-file", str(path), "--out-dir", str(out), "--epochs", "1",
                  "--sizes", "16", "--threads", "1"])
     m = json.loads((out / "metrics.json").read_text())
-    assert sorted(m["ranking"]) == [1, 2, 3] and "pearson_r" not in m
+    assert sorted(m["ranking"]) == [1, 2, 3, 4] and "pearson_r" not in m
     assert (out / "traversals.png").exists() and not (out / "strengths.csv").exists()
 
 
