@@ -20,6 +20,7 @@ from errors import TrainingDiverged, UsageError
 from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+DATA_ENV = "LSTM_AE_DATA_DIR"     # default --data-dir
 
 
 class Parser(argparse.ArgumentParser):
@@ -99,8 +100,9 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
     p = Parser(add_help=False)
     if model_flags:
         _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
-    _training_flags(p, epochs, lr, grad_clip, batch_size, patience, lr_schedule, optimizer)
-    _run_flags(p, task, grid)
+    add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
+                       patience=patience, lr_schedule=lr_schedule, optimizer=optimizer)
+    add_run_flags(p, task, grid=grid)
     return p
 
 
@@ -139,8 +141,11 @@ def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...],
                         "default uniform) (default orthogonal)")
 
 
-def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, grad_clip: float,
-                    batch_size: int, patience: int, lr_schedule: str, optimizer: str) -> None:
+def add_training_flags(p: argparse.ArgumentParser, *, epochs: int | None, lr: float,
+                       grad_clip: float, batch_size: int = 128, patience: int = 0,
+                       lr_schedule: str = "onecycle", optimizer: str = "adam") -> None:
+    """Optimiser and training-loop flags (``training.TrainSettings.from_args`` reads them);
+    ``epochs=None`` leaves out --epochs."""
     train = p.add_argument_group("training")
     if epochs is not None:
         train.add_argument("--epochs", type=positive_int, default=epochs,
@@ -168,13 +173,16 @@ def _training_flags(p: argparse.ArgumentParser, epochs: int | None, lr: float, g
     train.add_argument("--patience", type=non_negative_int, default=patience,
                        help=f"stop after this many epochs without a better validation loss "
                             f"(0 = never; default {patience})")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seed for data generation, splits, initialisation and shuffling "
-                            "(default 0)")
 
 
-def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True) -> None:
+def add_run_flags(p: argparse.ArgumentParser, task: str, *, resume: bool = True,
+                  grid: bool = False) -> None:
+    """Run control: seed, device, threads, output folder, --resume (when the script keeps
+    checkpoints), the grid backend (when it runs grid searches), --debug."""
     run = p.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0,
+                     help="seed for data generation, splits, initialisation and shuffling "
+                          "(default 0)")
     run.add_argument("--device", default="auto",
                      help="auto (cuda if available, else cpu), cpu, cuda or cuda:N (default auto)")
     run.add_argument("--threads", type=positive_int, default=None,
@@ -182,8 +190,9 @@ def _run_flags(p: argparse.ArgumentParser, task: str, grid: bool = True) -> None
     run.add_argument("--out-dir", default=os.path.join("report", task),
                      help=f"where figures, metrics, history and checkpoints go "
                           f"(default report/{task}/)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue an interrupted run from the checkpoint in --out-dir")
+    if resume:
+        run.add_argument("--resume", action="store_true",
+                         help="continue an interrupted run from the checkpoint in --out-dir")
     if grid:
         _grid_flags(run)
     run.add_argument("--debug", action="store_true",
@@ -203,6 +212,23 @@ def _grid_flags(run) -> None:
                      help="--backend ray: join this Ray cluster (HOST:PORT of `ray start "
                           "--head`, ray://HOST:PORT, or auto); default: start a local Ray "
                           "runtime on this machine")
+
+
+def add_mnist_flags(p: argparse.ArgumentParser, *, train_size: bool = True):
+    """Where MNIST is read from (--data-dir, --download) and, for the trained models,
+    --train-size (a seeded subset of the training split, ``data.mnist_split``). Returns the
+    "data" argument group, for the script's own data flags."""
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
+                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
+                           f"${DATA_ENV} if set, else data/")
+    data.add_argument("--download", action="store_true",
+                      help="download MNIST into --data-dir if it is not there (needs internet)")
+    if train_size:
+        data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                          help="train on a seeded subset of N of the 54,000 training images (the "
+                               "validation 6,000 and test 10,000 are unchanged; default: all)")
+    return data
 
 
 def resolve_device(name: str) -> torch.device:

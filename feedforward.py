@@ -12,6 +12,7 @@ whole image at once.
 - ``ConditionalGenerator``, ``ConditionalDiscriminator`` and the conditioning helpers
   (``one_hot``, ``balanced_labels``, ``centre_patch``): the conditional GAN of spec 002
   problems 3-4 (``cgan_mnist.py``).
+- ``sparsity_penalty``: the KL sparsity regulariser of the sparse autoencoder (spec 004 task 1.3).
 
 Shape letters: B batch, D = sizes[0] input values (784 for MNIST), Z = sizes[-1] code size.
 """
@@ -25,24 +26,36 @@ from torch import nn
 
 
 class DenseAutoencoder(nn.Module):
-    """Fully connected autoencoder, e.g. 784-128-32-128-784 (ReLU, sigmoid output; spec 004).
+    """Fully connected autoencoder, e.g. 784-128-32-128-784.
 
-    x: (B, ...) flattened to (B, sizes[0]) → reconstruction of the same shape as x.
+    ``activation`` is that of every hidden layer, the code layer included: "relu" (the MNIST
+    task's baseline, spec 000) or "sigmoid" (spec 004 task 1: "sigmoid activation functions on
+    all layers"); the output layer is a sigmoid either way (pixel values in [0, 1]).
+    x: (B, ...) flattened to (B, sizes[0]) → reconstruction of the same shape as x;
+    ``encode(x)`` → the code (B, sizes[-1]).
     """
 
-    def __init__(self, sizes: tuple[int, ...] = (784, 128, 32)):
+    ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+    def __init__(self, sizes: tuple[int, ...] = (784, 128, 32), activation: str = "relu"):
         super().__init__()
-        self.config = dict(sizes=list(sizes))
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}")
+        self.config = dict(sizes=list(sizes), activation=activation)
+        act = self.ACTIVATIONS[activation]
         enc, dec = [], []
         for a, b in zip(sizes[:-1], sizes[1:]):
-            enc += [nn.Linear(a, b), nn.ReLU()]
+            enc += [nn.Linear(a, b), act()]
         for a, b in zip(sizes[::-1][:-1], sizes[::-1][1:]):
-            dec += [nn.Linear(a, b), nn.ReLU()]
+            dec += [nn.Linear(a, b), act()]
         dec[-1] = nn.Sigmoid()
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.flatten(1))                          # (B, Z)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x.flatten(1))).view_as(x)
+        return self.decoder(self.encode(x)).view_as(x)
 
 
 class VAEOutput(NamedTuple):
@@ -136,8 +149,7 @@ def vae_loss(out: VAEOutput, x: torch.Tensor, kl_weight: float = 1.0,
                   "neg_elbo": (bce_sum + kl).mean().item()}
 
 
-# =============================================================================================
-# The CNN digit judge (spec 002; issue 16): an MNIST classifier that scores generated digits.
+# ======================================================================================# The CNN digit judge (spec 002; issue 16): an MNIST classifier that scores generated digits.
 # Training, caching and the two scores (label agreement, Fréchet distance) are in ``judge.py``.
 # =============================================================================================
 
@@ -285,3 +297,21 @@ class ConditionalDiscriminator(nn.Module):
         if self.project is not None:
             logits = logits + (self.project(cond) * h).sum(1)        # ⟨P c, h⟩
         return logits
+
+
+# ---------------------------------------------------------------------------------------------
+# sparse autoencoder (spec 004 task 1.3)
+
+def sparsity_penalty(codes: torch.Tensor, rho: float, eps: float = 1e-6) -> tuple[torch.Tensor,
+                                                                                   torch.Tensor]:
+    """KL sparsity penalty of a batch of code activations in (0, 1) (Ng, "Sparse autoencoder",
+    CS294A lecture notes, 2011; IN5400 week 12 slides):
+
+        Σ_j KL(ρ ‖ ρ̂_j) = Σ_j [ρ log(ρ/ρ̂_j) + (1 − ρ) log((1 − ρ)/(1 − ρ̂_j))],
+
+    ρ̂_j the mean activation of code unit j over the batch. codes: (B, Z) → (penalty (scalar),
+    ρ̂ (Z,)). ρ̂ is kept inside [eps, 1 − eps], so no log 0 when a unit is saturated."""
+    rho_hat = codes.mean(0).clamp(eps, 1 - eps)                    # (Z,)
+    penalty = (rho * torch.log(rho / rho_hat)
+               + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+    return penalty, rho_hat

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cli import Parser, common_parser, non_negative_float, positive_int, run, setup_runtime
+from cli import Parser, add_mnist_flags, common_parser, non_negative_float, positive_int, run, setup_runtime
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
 from errors import UsageError
 from hardware import machine_info
@@ -42,7 +42,6 @@ from training import (CHECKPOINT, GridBackend, TrainSettings, evaluate, fit, gri
                       run_grid)
 
 TASK = "mnist"
-DATA_ENV = "LSTM_AE_DATA_DIR"
 SIDE, PIXELS = 28, 784
 DENSE_SIZES = (784, 128, 32)
 NAMES = {"fc": "F_fc", "conv": "F_conv"}
@@ -59,15 +58,7 @@ def parse_args(argv=None):
     common = common_parser(TASK, input_size=SIDE, hidden_size=256, epochs=10, lr=3e-3,
                            grad_clip=1.0)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
-    data = parser.add_argument_group("data")
-    data.add_argument("--data-dir", default=os.environ.get(DATA_ENV, "data"),
-                      help=f"folder holding MNIST/raw/ (torchvision layout); default "
-                           f"${DATA_ENV} if set, else data/")
-    data.add_argument("--download", action="store_true",
-                      help="download MNIST into --data-dir if it is not there (needs internet)")
-    data.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                      help="train on a seeded subset of N of the 54,000 training images (the "
-                           "validation 6,000 and test 10,000 are unchanged; default: all)")
+    data = add_mnist_flags(parser)
     data.add_argument("--normalize", action="store_true",
                       help="normalise each image to [0, 1] with mean ½ (spec §2, data.normalize); "
                            "default: raw pixels / 255, already in [0, 1]")

@@ -102,11 +102,14 @@ def experiments() -> list[Experiment]:
         *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
                      ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
           for effect in SEVENS_EFFECTS],
+        Experiment("autoencoders", "autoencoders_mnist.py", [],
+                   ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True),
+        Experiment("tsne", "tsne_mnist.py", [],
+                   ["--n-images", "200", "--iterations", "50"], data=True),
         # spec 002 problems 3-4: the conditional GAN, conditioned on the label and on the centre
         # (both score with the judge's checkpoint, so they come after it)
         Experiment("cgan", "cgan_mnist.py", [], tiny_gan, data=True),
-        # the imputation GANs use the spec's plain discriminator (--no-projection): with the
-        # projection term the discriminator already enforces the centre and λ = 0 does not fail
+        # the imputation GANs use the spec's plain discriminator (--no-projection), as problem 4
         Experiment("imputation", "cgan_mnist.py", ["--condition", "centre", "--no-projection",
                                                    "--epochs", "5"],
                    ["--condition", "centre", "--no-projection", *tiny_gan], data=True),

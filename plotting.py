@@ -62,9 +62,12 @@ def plot_panels(panels: list[dict], path, *, title: str, xlabel: str, ylabel: st
 
 
 def plot_histories(curves: dict[str, list[dict]], path, *, metric: str = "loss", title: str,
-                   ylabel: str, logy: bool = False, splits=("train", "val")) -> None:
-    """``metric`` vs epoch for each named run: train solid, validation dashed, one colour a run."""
-    fig, (ax,) = figure(1, 1, width=8.0, row_height=4.5)
+                   ylabel: str, logy: bool = False, splits=("train", "val"), ax=None) -> None:
+    """``metric`` vs epoch for each named run: train solid, validation dashed, one colour a run.
+    With ``ax`` (a panel of a larger figure) it draws there and saves nothing (``path`` unused)."""
+    fig = None
+    if ax is None:
+        fig, (ax,) = figure(1, 1, width=8.0, row_height=4.5)
     names = {"train": "train", "val": "validation"}
     with plt.rc_context(STYLE):
         for i, (name, history) in enumerate(curves.items()):
@@ -80,7 +83,8 @@ def plot_histories(curves: dict[str, list[dict]], path, *, metric: str = "loss",
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend(framealpha=0.85)
-    save_figure(fig, path)
+    if fig is not None:
+        save_figure(fig, path)
 
 
 def plot_grid(table, path, *, value: str = "best_val_loss", title: str, value_label: str) -> None:
@@ -153,3 +157,41 @@ def plot_image_grid(rows: list[list[np.ndarray]], path, *, title: str, row_label
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight")
     plt.close(fig)
+
+
+def plot_image_mosaic(rows: list[list[np.ndarray]], path, *, title: str, row_labels: list[str],
+                      col_labels: list[str] | None, value_label: str, vmin: float = 0.0,
+                      vmax: float = 1.0, cmap: str = "gray", cell: float = 0.75,
+                      gap: int = 2) -> None:
+    """The content of ``plot_image_grid`` drawn as one image (one axes, one imshow): many small
+    images (e.g. 10 digits × 8 models, 64 samples) in a second instead of one axes per image.
+    ``rows[r][c]`` are equally sized 2-D arrays; row labels on the left, column labels on top
+    (or none), white gaps of ``gap`` pixels between images, one shared colour bar."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    h, w = np.asarray(rows[0][0]).shape
+    canvas = np.full((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap), np.nan)
+    for r, images in enumerate(rows):
+        for c, img in enumerate(images):
+            canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    label_width = 0.09 * max((len(line) for text in row_labels for line in text.split("\n")),
+                             default=0)
+    fig, (ax,) = figure(1, 1, width=cell * n_cols + label_width + 1.6,
+                        row_height=cell * n_rows + (1.3 if col_labels else 0.9))
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="white")      # the gaps
+    with plt.rc_context(STYLE):
+        image = ax.imshow(canvas, cmap=colormap, vmin=vmin, vmax=vmax)
+        ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_yticks([r * (h + gap) + h / 2 - 0.5 for r in range(n_rows)], row_labels,
+                      fontsize=9.5)
+        ax.tick_params(length=0)
+        if col_labels:
+            ax.set_xticks([c * (w + gap) + w / 2 - 0.5 for c in range(n_cols)], col_labels,
+                          fontsize=9.5)
+            ax.xaxis.tick_top()
+        else:
+            ax.set_xticks([])
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, label=value_label, shrink=0.8, pad=0.02)
+    save_figure(fig, path)

@@ -591,14 +591,15 @@ def sevens_section(out_dir: Path) -> str:
     for effect, run in done:
         m = run["metrics"]
         r = m["pearson_r"]
-        rows.append([f"`{effect}`", m["latent_dim"], ", ".join(f"{v:+.2f}" for v in r),
+        rows.append([f"`{effect}`", m["latent_dim"],
+                     ", ".join(f"{'+' if v >= 0 else ''}{fmt(v)}" for v in r),
                      f"z{m['named_dimension']}", fmt(m["named_abs_r"]), fmt(m["max_other_abs_r"]),
                      "met" if m["meets_target"] else "**missed**", fmt(m["pca_best_abs_r"]),
                      fmt(m["test_neg_elbo"]), f"{m['train_seconds'] / 60:.1f}"])
     parts = [
         title, "",
         f"The spec's `tr7.pkl`/`te7.pkl` are not public, so the task is recreated: MNIST's "
-        f"{first['n_train'] + first['n_val']:,} training and {first['n_test']:,} test sevens get a "
+        f"{first['n_sevens_train']:,} training and {first['n_test']:,} test sevens get a "
         f"hidden effect of a random strength s, uniform between none and full, per image (saved in "
         f"`strengths.csv`). A VAE (`feedforward.VAE`, encoder "
         f"{' → '.join(str(v) for v in first['model']['sizes'])} → K, mirrored decoder; loss = summed "
@@ -609,13 +610,141 @@ def sevens_section(out_dir: Path) -> str:
         f"(times on a machine shared with other jobs). Baseline: the best |r| of the first K "
         f"principal components (linear, same code size). `rotate` is confounded by design: plain "
         f"sevens already vary in slant, and an image shows only natural slant + added angle.", "",
-        table(["effect", "K", "Pearson r per dimension", "named", "|r| named", "largest other |r|",
-               "target", "PCA best |r|", "test −ELBO (nats)", "train min"], rows), ""]
+        table(["effect", "K", "Pearson r per dimension", "named", "\\|r\\| named",
+               "largest other \\|r\\|", "target", "PCA best \\|r\\|", "test −ELBO (nats)",
+               "train min"], rows), ""]
     for effect, run in done:
         parts += [f"**`{effect}`** — command: {command(run)}.", "",
                   image(run, "effect.png", out_dir, f"the {effect} effect"), "",
                   image(run, "traversals.png", out_dir, f"traversals, {effect}"), "",
                   image(run, "correlation.png", out_dir, f"latent means vs strength, {effect}"), ""]
+    return "\n".join(parts) + "\n"
+
+
+def autoencoders_section(out_dir: Path) -> str:
+    title = "## 4. Autoencoders and a VAE on MNIST (spec 004, tasks 1–2)"
+    run = load_run(out_dir, "autoencoders")
+    if run is None:
+        return f"{title}\n\n" + missing("autoencoders")
+    m = run["metrics"]
+    c, base, d = m["config"], m["baselines"], m["data"]
+    kinds = [k for k in ("compression", "denoising", "sparse", "vae") if k in m]
+    z = c["code_size"]
+    parts = [title, "", (
+        f"**Setup.** {d['n_train']:,} training and {d['n_val']:,} validation images (the MNIST "
+        f"task's split), {d['n_test']:,} test images for the numbers below; pixels in [0, 1]. "
+        f"Autoencoders 784-128-{z}-128-784, sigmoid on every layer, MSE, {c['optimizer']} lr "
+        f"{c['lr'][0]:g} ({c['lr_schedule']}), {c['epochs']} epochs, batch {c['batch_size']}; "
+        f"denoising input x + N(0, {c['noise_std']:g}²); sparse: + {c['sparsity_weight']:g} × "
+        f"Σ KL(ρ ‖ ρ̂_j), ρ = {c['sparsity']:g}. VAE 784-128-64-({c['latent_dim']} μ, "
+        f"{c['latent_dim']} log σ²), ReLU, sigmoid output, loss = mean pixel BCE + "
+        f"{c['kl_weight']:g} × KL, lr {c['vae_lr']:g}, {c['vae_epochs']} epochs, batch "
+        f"{c['vae_batch_size']}. Every model is tested from its best-validation checkpoint. "
+        f"Baselines fitted on the training images: the mean image and PCA with the same code "
+        f"size. Command: {command(run)}."), ""]
+    rows = []
+    for kind in kinds:
+        r = m[kind]
+        pca = base[f"pca_{c['latent_dim'] if kind == 'vae' else z}"]
+        note = {"denoising": "from noisy input",
+                "vae": f"decoded μ; −ELBO {fmt(r.get('test_neg_elbo'))} nats/image",
+                "sparse": f"code mean activation {fmt(r.get('code_mean_activation'))}",
+                "compression": f"code mean activation {fmt(r.get('code_mean_activation'))}"}[kind]
+        rows.append([kind, r["test_mse"], f"PCA-{pca['components']}: {fmt(pca['test_mse'])}",
+                     fmt(r["mse_vs_pca"]), fmt(r["mse_vs_mean_image"]), note,
+                     fmt(r["seconds_per_epoch"]), r["epochs_run"]])
+    rows.append(["mean training image", base["mean_image"]["test_mse"], "–", "–", "1", "", "–", "–"])
+    if "denoising" in kinds:
+        rows.append(["noisy input itself", base["noisy_input"]["test_mse"], "–", "–",
+                     fmt(base["noisy_input"]["test_mse"] / base["mean_image"]["test_mse"]),
+                     f"PCA-{z} of the noisy input: {fmt(base['pca_denoising']['test_mse'])}",
+                     "–", "–"])
+    parts += [table(["model", "test MSE", "PCA, same code size", "÷ PCA", "÷ mean image",
+                     "", "s / epoch", "epochs"], rows), ""]
+    t = m["targets"]
+    lines = []
+    if "denoising" in kinds:
+        ratio = m["denoising"]["test_mse"] / base["noisy_input"]["test_mse"]
+        lines.append(f"- Denoising: output MSE {fmt(ratio)} × the noisy input's (target ≤ ⅓: "
+                     f"{'met' if t['denoised_mse_at_most_third_of_noisy'] else 'missed'}).")
+    if "sparse" in kinds:
+        s_ = m["sparse"]
+        line = (f"- Sparse: code mean activation {fmt(s_['code_mean_activation'])} for ρ = "
+                f"{c['sparsity']:g} (target within 2×: "
+                f"{'met' if t['sparse_activation_within_2x_of_rho'] else 'missed'}); "
+                f"{pct(s_['code_fraction_below_0.05'])} of code activations below 0.05")
+        if "compression" in kinds:
+            line += (f" (compression AE: {pct(m['compression']['code_fraction_below_0.05'])}); "
+                     f"MSE {fmt(s_['test_mse'] / m['compression']['test_mse'])} × the "
+                     f"compression AE's (target ≤ 1.5: "
+                     f"{'met' if t['sparse_mse_within_1.5x_of_compression'] else 'missed'})")
+        lines.append(line + ".")
+    if "vae" in kinds:
+        v = m["vae"]
+        lines.append(f"- VAE: test negative ELBO {fmt(v['test_neg_elbo'])} nats per image "
+                     f"(reconstruction {fmt(v['test_bce'])} + KL {fmt(v['test_kl'])}, one "
+                     f"sample z ~ q(z|x) per image); the mean image as a Bernoulli model scores "
+                     f"{fmt(base['mean_image']['test_bce'])} nats per image. Whether the digit "
+                     f"judge reads the samples as digits is not measured here yet.")
+    total = sum(m[k]["train_seconds"] for k in kinds)
+    lines.append(f"- Training time of the {len(kinds)} kinds: {total / 60:.1f} min "
+                 f"(torch threads: {m['torch_threads']}, {m['cpu']}; target ≤ 15 min on 2 cores: "
+                 f"{'met' if total <= 900 else 'missed'}); the whole run "
+                 f"{m['run_seconds'] / 60:.1f} min.")
+    parts += lines + [""]
+    for name, alt in (("reconstructions.png", "test digits and each kind's reconstruction"),
+                      ("denoising.png", "denoising"), ("sparse_codes.png", "code activations"),
+                      ("vae_samples.png", "VAE samples"),
+                      ("vae_interpolation.png", "latent vs pixel interpolation"),
+                      ("loss.png", "training curves")):
+        parts += [image(run, name, out_dir, alt), ""]
+    return "\n".join(parts) + "\n"
+
+
+def tsne_section(out_dir: Path) -> str:
+    title = "## 5. t-SNE of MNIST in PyTorch (spec 004, task 3)"
+    run = load_run(out_dir, "tsne")
+    if run is None:
+        return f"{title}\n\n" + missing("tsne")
+    m = run["metrics"]
+    c = m["config"]
+    aff = m["affinities"]
+    parts = [title, "", (
+        f"**Setup.** The first {m['data']['n_images']:,} MNIST training images (pixels in [0, 1]), "
+        f"{c['iterations']} iterations per map from the same seed, "
+        f"{c['dtype']} map iterations, P in float64. The spec's settings: one σ = "
+        f"{c['sigma']:g} for every point, plain gradient descent (lr 10) and Adam (lr 0.1), "
+        f"y ~ N(0, I). Beyond the spec, each row adds one option to the row above it: σ_i by "
+        f"binary search on perplexity {c['perplexity']:g}, the map initialised by the 2-D PCA, "
+        f"early exaggeration {c['exaggeration']:g} for {c['exaggeration_iters']} iterations, "
+        f"momentum {c['momentum']:g} (learning rate × {1 - c['momentum']:.2g}). Trustworthiness "
+        f"(k = 10) and leave-one-out 10-NN digit accuracy in 2-D; scikit-learn's TSNE "
+        f"(defaults) and a 2-D PCA on the same images as references. Command: {command(run)}.")]
+    if "sigma" in aff and "perplexity" in aff:
+        parts += ["", f"With σ = {c['sigma']:g} every point's neighbour distribution has perplexity "
+                      f"{fmt(aff['sigma']['perplexity_median'])} (median) out of "
+                      f"{m['data']['n_images'] - 1} other points, so P is nearly uniform; the "
+                      f"calibrated σ_i range from {fmt(aff['perplexity']['sigma_range'][0])} to "
+                      f"{fmt(aff['perplexity']['sigma_range'][1])}."]
+    rows = [[r["name"], fmt(r["final_kl"], 4), fmt(r["trustworthiness"], 4),
+             pct(r["knn_accuracy"]), fmt(r["seconds"]), fmt(r["iterations_per_second"])]
+            for r in m["maps"]]
+    rows += [[r["name"], fmt(r.get("kl"), 4), fmt(r["trustworthiness"], 4), pct(r["knn_accuracy"]),
+              fmt(r.get("seconds")), "–"] for r in m["references"]]
+    parts += ["", table(["map", "final KL (own P)", "trustworthiness", "10-NN accuracy", "seconds",
+                         "iterations / s"], rows), "",
+              f"10-NN accuracy in the original 784 dimensions: {pct(m['knn_accuracy_784d'])}."]
+    if "target" in m:
+        g = m["target"]
+        parts += ["", f"Target (calibrated map within 0.01 of scikit-learn's trustworthiness and "
+                      f"kNN accuracy): best calibrated map *{g['best_calibrated_map']}*, "
+                      f"trustworthiness {g['trustworthiness_gap']:+.4f} and kNN accuracy "
+                      f"{100 * g['knn_accuracy_gap']:+.2f} points against scikit-learn: "
+                      f"**{'met' if g['met'] else 'missed'}**."]
+    parts += ["", image(run, "kl.png", out_dir, "KL against iteration"), "",
+              image(run, "maps.png", out_dir, "2-D maps coloured by digit"), "",
+              "Speed against scikit-learn's exact t-SNE and with the number of images: "
+              "[tsne-performance.md](tsne-performance.md) (`python -m bench --tsne`)."]
     return "\n".join(parts) + "\n"
 
 
@@ -755,7 +884,8 @@ def write_report(out_dir: Path, names: list[str], *, quick: bool = False) -> Pat
     text = "\n".join(header) + "\n" + "\n".join(
         section(out_dir) for section in (toy_section, mnist_section, snp500_section,
                                          palindrome_section, judge_section, patches_section,
-                                         sevens_section, cgan_section, imputation_section))
+                                         sevens_section, autoencoders_section, tsne_section,
+                                         cgan_section, imputation_section))
     path = out_dir / "README.md"
     write_text(path, text)
     return path

@@ -409,8 +409,9 @@ def main(argv=None):
                     title=title, row_labels=row_labels,
                     col_labels=[f"{v:+.1f}" for v in SWEEP],
                     value_label="pixel intensity (0 = black, 1 = white)", cell=1.15)
-    plot_histories({"": result.history}, out_dir / "loss.png",
-                   title="VAE loss: negative ELBO per image", ylabel="nats per image")
+    plot_histories({"": result.history}, out_dir / "loss.png", metric="neg_elbo",
+                   title=f"Negative ELBO per image (trained on BCE + {args.kl_weight:g} × KL)",
+                   ylabel="nats per image")
 
     metrics = {
         "source": sevens.source,
@@ -421,7 +422,8 @@ def main(argv=None):
         **analysis,
         "test_neg_elbo": test_scores["neg_elbo"], "test_bce": test_scores["bce"],
         "test_kl": test_scores["kl"],
-        "n_train": len(train), "n_val": len(val), "n_test": len(test),
+        "n_sevens_train": len(train_all), "n_train": len(train), "n_val": len(val),
+        "n_test": len(test),
         "best_epoch": result.best_epoch, "epochs_run": len(result.history),
         "train_seconds": result.seconds,
         "seconds_per_epoch": float(np.mean([r_["seconds"] for r_ in result.history])),

@@ -10,12 +10,16 @@ and the speed-up, sequences per second, peak memory, achieved GFLOP/s of the LST
 fraction of the matmul peak (see bench/benchmark.py for how each is measured), and the issue's targets, met or not, with
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
 test accuracy once per ``--hidden-size`` (128 and the script's 256) and ``--precision``.
+``--tsne`` times tsne.py beside scikit-learn's exact t-SNE and against the number of images
+(bench/tsne.py).
 
     python -m bench --quick                       # under a minute, smaller batch and pixel mode
     python -m bench --threads 2 --device cpu --time-to-accuracy --json report/performance.json \\
         --markdown report/performance.md            # the full run behind report/performance.md
     python -m bench --time-to-accuracy --no-table --device cpu --threads 2 --precision fp32 \\
         --hidden-size 128                           # one time-to-accuracy run
+    python -m bench --tsne --no-table --threads 2 --json report/tsne-performance.json \\
+        --markdown report/tsne-performance.md      # t-SNE vs scikit-learn, and its scaling
 """
 from __future__ import annotations
 
@@ -106,6 +110,21 @@ def parse_args(argv=None):
                       help="--grid-backends: epochs per trial (default: the script's 30)")
     grid.add_argument("--grid-n-seqs", type=positive_int, default=None,
                       help="--grid-backends: sequences generated (default: the script's 10,000)")
+    ts = parser.add_argument_group("t-SNE (tsne.py)")
+    ts.add_argument("--tsne", action="store_true",
+                    help="also time tsne.py beside scikit-learn's exact t-SNE on the same "
+                         "images, and its time against the number of images (bench/tsne.py; "
+                         "reads MNIST from --data-dir)")
+    ts.add_argument("--tsne-sizes", type=positive_int, nargs="+",
+                    default=[1000, 2000, 5000, 10000], metavar="N",
+                    help="image counts of the scaling rows (default 1000 2000 5000 10000)")
+    ts.add_argument("--tsne-iterations", type=positive_int, default=20,
+                    help="timed iterations per scaling row (default 20)")
+    ts.add_argument("--tsne-reference-images", type=positive_int, default=1000, metavar="N",
+                    help="images of the comparison with scikit-learn (default 1000)")
+    ts.add_argument("--tsne-sklearn-iterations", type=positive_int, default=250,
+                    help="iterations of both in the comparison (scikit-learn's minimum is 250; "
+                         "default 250)")
 
     out = parser.add_argument_group("run and outputs")
     out.add_argument("--device", default="auto",
@@ -162,9 +181,13 @@ def main(argv=None):
     devices = devices_of(args.device)
     check_output(args.json, "--json")
     check_output(args.markdown, "--markdown")
-    if args.time_to_accuracy and not (Path(args.data_dir) / "MNIST" / "raw").is_dir():
-        raise UsageError(f"--data-dir {args.data_dir}: no MNIST/raw/ there (needed by "
-                         f"--time-to-accuracy; set --data-dir or ${DATA_ENV})")
+    for flag, wanted in (("--time-to-accuracy", args.time_to_accuracy), ("--tsne", args.tsne)):
+        if wanted and not (Path(args.data_dir) / "MNIST" / "raw").is_dir():
+            raise UsageError(f"--data-dir {args.data_dir}: no MNIST/raw/ there (needed by "
+                             f"{flag}; set --data-dir or ${DATA_ENV})")
+    if args.tsne and args.tsne_sklearn_iterations < 250:
+        raise UsageError(f"--tsne-sklearn-iterations {args.tsne_sklearn_iterations}: "
+                         f"scikit-learn's TSNE runs at least 250")
     command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     info = benchmark.machine_info(devices)
@@ -255,10 +278,21 @@ def main(argv=None):
         print("timing the toy grid under both backends ...", file=sys.stderr, flush=True)
         result["grid_backends"] = compare_backends(args.grid_epochs, args.grid_n_seqs)
         print(result["grid_backends"]["summary"])
+    if args.tsne:
+        from bench.tsne import run_tsne_bench
+        result["tsne"] = run_tsne_bench(
+            args.data_dir, reference_n=args.tsne_reference_images, sizes=args.tsne_sizes,
+            iterations=args.tsne_iterations, sklearn_iterations=args.tsne_sklearn_iterations,
+            seed=args.seed, threads=args.threads,
+            log=lambda text: print(text, file=sys.stderr, flush=True))
+        print()
+        print(result["tsne"]["table"])
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),
                                   result.get("profiles"), result["left_out"]):
+        print(line)
+    for line in result.get("tsne", {}).get("targets", []):
         print(line)
     if args.json:
         write_json(args.json, result)

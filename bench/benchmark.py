@@ -650,6 +650,9 @@ def markdown_report(result: dict) -> str:
     if result.get("grid_backends"):
         lines += ["", "## Grid search: local vs Ray backend", "",
                   f"- {result['grid_backends']['summary']}"]
+    if result.get("tsne"):
+        lines += ["", "## t-SNE (bench/tsne.py)", "", result["tsne"]["table"], ""]
+        lines += [f"- {t}" for t in result["tsne"]["targets"]]
     if result.get("profiles"):
         lines += ["", "## Where the time goes", "",
                   "torch.profiler, one training step after two warm-up steps (self CPU time: "

@@ -244,3 +244,22 @@ def test_machine_readings_missing_on_other_systems(monkeypatch):
     assert benchmark.load_average() is None
     assert math.isnan(benchmark.peak_memory_mb(torch.device("cpu")))
     assert benchmark.machine_info([torch.device("cpu")])["load_average"] is None
+
+
+def test_tsne_rows_and_targets(mnist_root, tmp_path, capsys):
+    """--tsne: scikit-learn's exact t-SNE beside ours on the same images, and the scaling rows."""
+    out_json, out_md = tmp_path / "tsne.json", tmp_path / "tsne.md"
+    assert run(main, ["--tsne", "--no-table", "--threads", "1", "--data-dir", str(mnist_root),
+                      "--tsne-sizes", "40", "80", "--tsne-iterations", "3",
+                      "--tsne-reference-images", "60", "--json", str(out_json),
+                      "--markdown", str(out_md)]) == 0
+    t = json.loads(out_json.read_text())["tsne"]
+    v = t["versus_sklearn"]
+    assert v["n_images"] == 60 and v["sklearn_exact"]["iterations"] == 250
+    for gradient in ("fused", "autograd"):
+        assert v[gradient]["iterations_per_s"] > 0 and v[gradient]["speedup_vs_sklearn"] > 0
+    assert [r["n_images"] for r in t["scaling"]] == [40, 80]
+    assert all(r["projected_1000_iterations_s"] > r["p_seconds"] for r in t["scaling"])
+    printed = capsys.readouterr().out
+    assert "scikit-learn TSNE(method='exact')" in printed and "target ≥ 10×" in printed
+    assert "## t-SNE" in out_md.read_text()
