@@ -76,7 +76,7 @@ def dropout_rate(text: str) -> float:
 
 
 def parse_args(argv=None):
-    common = common_parser(TASKS["label"], epochs=30, lr=2e-4, grad_clip=0.0, batch_size=100,
+    common = common_parser(TASKS["label"], epochs=10, lr=2e-4, grad_clip=0.0, batch_size=100,
                            lr_schedule="constant", model_flags=(), grid=False)
     for action in common._actions:        # the default folder depends on --condition
         if action.dest == "out_dir":
@@ -99,6 +99,10 @@ def parse_args(argv=None):
                                        "(default 400 200 100)")
     gan.add_argument("--d-dropout", type=dropout_rate, default=0.3,
                      help="dropout after each discriminator hidden layer (default 0.3)")
+    gan.add_argument("--no-projection", dest="projection", action="store_false",
+                     help="the discriminator sees the condition only concatenated to its input "
+                          "(the spec's plain design), without the projection term ⟨P c, h⟩ on "
+                          "its last hidden layer (Miyato & Koyama 2018)")
     gan.add_argument("--d-lr", type=positive_float, default=2e-4,
                      help="the discriminator's Adam learning rate (default 0.0002)")
     gan.add_argument("--beta1", type=dropout_rate, default=0.5,
@@ -280,7 +284,7 @@ def build_pair(args, cond_dim: int, seed: int):
     torch.manual_seed(seed)
     generator = ConditionalGenerator(args.noise_dim, cond_dim, tuple(args.g_hidden))
     discriminator = ConditionalDiscriminator(SIDE * SIDE, cond_dim, tuple(args.d_hidden),
-                                             args.d_dropout)
+                                             args.d_dropout, args.projection)
     return generator, discriminator
 
 

@@ -269,18 +269,35 @@ class ConditionalDiscriminator(nn.Module):
     layers with dropout → one logit (B,). The logistic output σ(logit) is the probability that
     (x, c) is a real pair; losses use the logit (``binary_cross_entropy_with_logits``, stable).
 
-    Spec 002 problem 3: 794-400-200-100-1 (784 pixels + one-hot label; "dropout helped")."""
+    Spec 002 problem 3: 794-400-200-100-1 (784 pixels + one-hot label; "dropout helped").
+
+    ``projection`` adds the projection term of Miyato & Koyama 2018 ("cGANs with Projection
+    Discriminator") to the logit: ⟨P c, h⟩, h the last hidden layer (B, 100), P a learned
+    (cond_dim → 100) matrix (for a one-hot c: a learned vector per class). The concatenated
+    input alone left the judge's label agreement at chance (~10 %) after two epochs: the
+    discriminator judged realism first and the label hardly at all; the projection makes
+    "does this image fit this condition" a direct term of its output."""
 
     def __init__(self, in_dim: int = SIDE * SIDE, cond_dim: int = 10,
-                 hidden: tuple[int, ...] = (400, 200, 100), dropout: float = 0.3):
+                 hidden: tuple[int, ...] = (400, 200, 100), dropout: float = 0.3,
+                 projection: bool = True):
         super().__init__()
-        self.config = dict(in_dim=in_dim, cond_dim=cond_dim, hidden=list(hidden), dropout=dropout)
+        self.config = dict(in_dim=in_dim, cond_dim=cond_dim, hidden=list(hidden), dropout=dropout,
+                           projection=projection)
         leaky = lambda: nn.LeakyReLU(0.2)  # noqa: E731  (no dead units: D's gradient reaches G)
-        self.net = nn.Sequential(*_mlp([in_dim + cond_dim, *hidden], leaky, dropout),
-                                 nn.Linear(hidden[-1] if hidden else in_dim + cond_dim, 1))
+        width = hidden[-1] if hidden else in_dim + cond_dim
+        self.body = nn.Sequential(*_mlp([in_dim + cond_dim, *hidden], leaky, dropout))
+        self.head = nn.Linear(width, 1)
+        self.project = nn.Linear(cond_dim, width, bias=False) if projection else None
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([x, cond], dim=1)).squeeze(1)     # (B,) logits
+        h = self.body(torch.cat([x, cond], dim=1))                   # (B, width)
+        logits = self.head(h).squeeze(1)                             # (B,)
+        if self.project is not None:
+            logits = logits + (self.project(cond) * h).sum(1)        # ⟨P c, h⟩
+        return logits
+
+
 # ---------------------------------------------------------------------------------------------
 # sparse autoencoder (spec 004 task 1.3)
 

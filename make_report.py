@@ -49,6 +49,7 @@ class Experiment:
 
 def experiments() -> list[Experiment]:
     tiny_toy = ["--n-seqs", "200", "--epochs", "2", "--hidden-size", "8"]
+    tiny_gan = ["--train-size", "600", "--epochs", "1", "--eval-samples", "200", "--test-size", "500"]
     return [
         Experiment("toy", "lstm_ae_toy.py",
                    ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"],
@@ -105,6 +106,13 @@ def experiments() -> list[Experiment]:
                    ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True),
         Experiment("tsne", "tsne_mnist.py", [],
                    ["--n-images", "200", "--iterations", "50"], data=True),
+        # spec 002 problems 3-4: the conditional GAN, conditioned on the label and on the centre
+        # (both score with the judge's checkpoint, so they come after it)
+        Experiment("cgan", "cgan_mnist.py", [], tiny_gan, data=True),
+        # the imputation GANs use the spec's plain discriminator (--no-projection), as problem 4
+        Experiment("imputation", "cgan_mnist.py", ["--condition", "centre", "--no-projection",
+                                                   "--epochs", "5"],
+                   ["--condition", "centre", "--no-projection", *tiny_gan], data=True),
     ]
 
 
