@@ -29,7 +29,7 @@ from errors import UsageError
 from hardware import bf16_unsupported_reason, check_threads, cpu_flags, cpu_model
 from outputs import prepare_out_dir, write_json
 from ray_grid import check_backend
-from report import SKIPPED, write_report
+from report import CODE_VERSIONS, SKIPPED, write_report
 from training import GRID, GridBackend
 from vae_sevens import EFFECTS as SEVENS_EFFECTS
 
@@ -248,6 +248,7 @@ def main(argv=None):
         stamps[exp.name] = run_experiment(exp, out_dir, quick=args.quick, data_dir=args.data_dir,
                                           force=args.force, threads=args.threads,
                                           backend=backend_flags)
+    write_json(out_dir / CODE_VERSIONS, {e.name: code_version(e.script) for e in experiments()})
     path = write_report(out_dir, [e.name for e in experiments()], quick=args.quick)
     print(f"report written to {path} ({time.time() - started:.0f} s)", file=sys.stderr)
 

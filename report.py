@@ -17,6 +17,7 @@ from hardware import cpu_model
 from outputs import write_text
 
 SKIPPED = "skipped.json"   # written by make_report.py where this machine cannot run an experiment
+CODE_VERSIONS = "code-versions.json"   # make_report.py: each experiment's current code hash
 
 
 def skipped_reason(out_dir: Path, name: str) -> str | None:
@@ -33,6 +34,9 @@ def load_run(out_dir: Path, name: str) -> dict | None:
     run = {"dir": run_dir, "name": name, "metrics": json.loads((run_dir / "metrics.json").read_text())}
     stamp = run_dir / "run.json"
     run["stamp"] = json.loads(stamp.read_text()) if stamp.exists() else {}
+    versions = out_dir / CODE_VERSIONS
+    current = json.loads(versions.read_text()).get(name) if versions.exists() else None
+    run["stale"] = bool(current and run["stamp"].get("code") not in (None, current))
     return run
 
 
@@ -68,7 +72,9 @@ def command(run: dict) -> str:
     cmd = run["stamp"].get("command", "(command unknown: run outside make_report.py)")
     seconds = run["stamp"].get("seconds")
     took = f" — {seconds / 60:.1f} min" if seconds else ""
-    return f"`{cmd}`{took}"
+    stale = (f" *(run by an earlier version of the code it imports; `python make_report.py "
+             f"--only {run['name']}` reruns it)*" if run.get("stale") else "")
+    return f"`{cmd}`{took}{stale}"
 
 
 def missing(name: str) -> str:
