@@ -661,8 +661,7 @@ def autoencoders_section(out_dir: Path) -> str:
                      fmt(r["seconds_per_epoch"]), r["epochs_run"]])
     rows.append(["mean training image", base["mean_image"]["test_mse"], "–", "–", "1", "", "–", "–"])
     if "denoising" in kinds:
-        rows.append(["noisy input itself", base["noisy_input"]["test_mse"], "–", "–",
-                     fmt(base["noisy_input"]["test_mse"] / base["mean_image"]["test_mse"]),
+        rows.append(["noisy input itself", base["noisy_input"]["test_mse"], "–", "–", "–",
                      f"PCA-{z} of the noisy input: {fmt(base['pca_denoising']['test_mse'])}",
                      "–", "–"])
     parts += [table(["model", "test MSE", "PCA, same code size", "÷ PCA", "÷ mean image",
