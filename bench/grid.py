@@ -36,10 +36,10 @@ def _run(args: list[str], out_dir: Path) -> tuple[float, pd.DataFrame]:
 
 
 def compare_backends(epochs: int | None = None, n_seqs: int | None = None,
-                     parallel: int = 2) -> dict:
+                     parallel: int = 2, grid: list[str] = TOY_GRID) -> dict:
     """Time the toy grid under both backends; ``epochs``/``n_seqs`` shrink it (default: the
-    script's 30 epochs on 10,000 sequences, as in the report)."""
-    extra = TOY_GRID + (["--epochs", str(epochs)] if epochs else []) + (
+    script's 30 epochs on 10,000 sequences, as in the report); ``grid``: the grid flags."""
+    extra = list(grid) + (["--epochs", str(epochs)] if epochs else []) + (
         ["--n-seqs", str(n_seqs)] if n_seqs else [])
     with tempfile.TemporaryDirectory() as tmp:
         local_s, local = _run([*extra, "--threads", str(parallel)], Path(tmp) / "local")
