@@ -46,7 +46,7 @@ from errors import UsageError
 from feedforward import DigitJudge
 from hardware import machine_info
 from outputs import prepare_out_dir, write_csv, write_json
-from training import TrainSettings, evaluate, fit, load_checkpoint, save_checkpoint, stable_hash
+from training import TrainSettings, evaluate, fit, save_checkpoint, stable_hash
 
 TASK = "judge"
 JUDGE_FILE = "judge.pt"

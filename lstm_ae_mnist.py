@@ -21,7 +21,6 @@ metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.p
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 

@@ -38,7 +38,6 @@ try:
 except ImportError:                    # Windows
     resource = None
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F

@@ -21,7 +21,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import torch
 
 from cli import (Parser, add_mnist_flags, add_run_flags, positive_float, positive_int,

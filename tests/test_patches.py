@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import lstm_mnist_patches as patches
 from cli import run
