@@ -40,6 +40,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def code_size_value(text: str) -> int | None:
+    """--code-size: a positive whole number, or "none" (no map: z = h_T)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error} (or none: z = h_T)") from None
+
+
 def non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -81,14 +91,14 @@ def probability(text: str) -> float:
     return value
 
 
-MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--decoder", "--teacher-forcing",
-               "--reverse", "--bidirectional", "--init")
+MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--code-size", "--decoder",
+               "--teacher-forcing", "--reverse", "--bidirectional", "--init")
 
 
 def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_layers: int = 1,
-                  epochs: int | None, lr: float, grad_clip: float, batch_size: int = 128,
-                  patience: int = 0, lr_schedule: str = "onecycle", optimizer: str = "adam",
-                  model_flags: tuple[str, ...] = MODEL_FLAGS,
+                  code_size: int | None = None, epochs: int | None, lr: float, grad_clip: float,
+                  batch_size: int = 128, patience: int = 0, lr_schedule: str = "onecycle",
+                  optimizer: str = "adam", model_flags: tuple[str, ...] = MODEL_FLAGS,
                   grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
 
@@ -99,7 +109,7 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
     out --backend, --parallel and --ray-address (a script without grid search)."""
     p = Parser(add_help=False)
     if model_flags:
-        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers)
+        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers, code_size)
     add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
                        patience=patience, lr_schedule=lr_schedule, optimizer=optimizer)
     add_run_flags(p, task, grid=grid)
@@ -107,7 +117,7 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
 
 
 def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...], input_size: int,
-                       hidden_size: int, num_layers: int) -> None:
+                       hidden_size: int, num_layers: int, code_size: int | None) -> None:
     model = p.add_argument_group("model")
     unknown = set(model_flags) - set(MODEL_FLAGS)
     if unknown:
@@ -125,6 +135,11 @@ def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...],
                                      f"search (default {hidden_size})")
     add_model_flag("--num-layers", type=positive_int, default=num_layers,
                    help=f"stacked LSTM layers (in encoder and decoder) (default {num_layers})")
+    add_model_flag("--code-size", type=code_size_value, default=code_size, metavar="K",
+                   help=f"numbers in the code z: a learned linear map from the encoder's final "
+                        f"state to K numbers, which are all the decoder receives (compare with "
+                        f"PCA-K); none: no map, z = h_T, as many numbers as the hidden state "
+                        f"(the assignment's z) (default {code_size or 'none'})")
     add_model_flag("--decoder", choices=("repeat", "autoregressive"), default="repeat",
                    help="repeat: the assignment's decoder, fed z at every step; "
                         "autoregressive: fed z and its own previous output (default repeat)")

@@ -7,8 +7,13 @@ affine map per sequence (and per feature), so it is exactly invertible with the 
 figures and errors. The sequence's largest deviation from its mean lands on 0 or 1.
 
 Synthetic signals (``synthetic_signals``), one family per ``--signal``:
+- ``tones``: sum of 2 sinusoids with random frequency (1–10 cycles per sequence), amplitude
+  (0.2–1) and phase: 6 numbers describe a sequence, but as the frequencies vary continuously
+  over a wide band the sequences span a 25-dimensional linear subspace (T = 50, all but 10⁻⁶ of
+  the variance), so a code of 8 numbers is real compression (the toy default).
 - ``sines``: sum of 1–3 sinusoids with random frequency (0.5–4 cycles per sequence), amplitude
-  (0.2–1) and phase: smooth, a few numbers describe each sequence (the default).
+  (0.2–1) and phase: smooth, but its low frequencies span only a 12-dimensional linear subspace
+  (T = 50), so PCA-12 reproduces it and a larger code compresses nothing.
 - ``dip``: i.i.d. U[0, 1] values multiplied by 0.1 over 10 consecutive steps centred at a random
   step between 20 and 30 (for T = 50; the window scales with T): the signal most public
   solutions of this assignment use.
@@ -23,7 +28,12 @@ import torch
 
 from errors import UsageError
 
-SIGNALS = ("sines", "dip", "uniform")
+SIGNALS = {     # --signal: what each family is, in a phrase (help text and report)
+    "tones": "sums of 2 sinusoids of 1–10 cycles per sequence with random amplitude and phase",
+    "sines": "sums of 1–3 sinusoids of 0.5–4 cycles per sequence with random amplitude and phase",
+    "dip": "U[0, 1] noise with a 10-step dip to 10 %",
+    "uniform": "i.i.d. U[0, 1] values",
+}
 
 
 class NormStats(NamedTuple):
@@ -90,6 +100,11 @@ def synthetic_signals(kind: str, n_seqs: int = 10_000, seq_len: int = 50, seed: 
         steps = np.arange(seq_len)
         in_dip = (steps >= starts[:, None]) & (steps < starts[:, None] + width)
         values = np.where(in_dip, 0.1 * values, values)
+    elif kind == "tones":
+        freq = rng.uniform(1.0, 10.0, (n_seqs, 2))
+        amp = rng.uniform(0.2, 1.0, (n_seqs, 2))
+        phase = rng.uniform(0.0, 2 * np.pi, (n_seqs, 2))
+        values = (amp[:, :, None] * np.sin(2 * np.pi * freq[:, :, None] * t + phase[:, :, None])).sum(1)
     elif kind == "sines":
         n_components = rng.integers(1, 4, n_seqs)             # 1, 2 or 3 sinusoids
         freq = rng.uniform(0.5, 4.0, (n_seqs, 3))

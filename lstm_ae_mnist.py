@@ -5,8 +5,10 @@ convolutional gates, Shi et al. 2015) to reconstruct each image from z = h_T and
 decoder's last hidden state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
 Images are fed row by row (``--input-size 28``, 28 steps, the default) or pixel by pixel
 (``--input-size 1``, 784 steps; F_fc only); any divisor of 784 works for F_fc.
-Baselines trained and evaluated in the same run: the training-set mean image, and a fully
-connected 784-128-32-128-784 autoencoder trained for the same epochs by the same loop.
+Baselines trained and evaluated in the same run: the training-set mean image, a fully
+connected 784-128-32-128-784 autoencoder trained for the same epochs by the same loop (its code
+size follows ``--code-size``), and PCA fitted on the training images with each model's own code
+size (z = h_T has 256 numbers for F_fc by default; ``--code-size K`` maps it to K).
 
 MNIST is read with torchvision from ``--data-dir`` (default: $LSTM_AE_DATA_DIR, else data/;
 the folder that holds MNIST/raw/), downloaded only with ``--download``. Validation: a seeded
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from baselines import pca_baselines
 from cli import Parser, add_mnist_flags, common_parser, non_negative_float, positive_int, run, setup_runtime
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
 from errors import UsageError
@@ -42,7 +45,7 @@ from training import (CHECKPOINT, GridBackend, TrainSettings, evaluate, fit, gri
 
 TASK = "mnist"
 SIDE, PIXELS = 28, 784
-DENSE_SIZES = (784, 128, 32)
+DENSE_SIZES = (784, 128, 32)      # the code size follows --code-size
 NAMES = {"fc": "F_fc", "conv": "F_conv"}
 
 
@@ -161,7 +164,7 @@ def main(argv=None):
     dense_dir = out_dir / "dense"
     dense_dir.mkdir(exist_ok=True)
     torch.manual_seed(args.seed)
-    dense = DenseAutoencoder(DENSE_SIZES)
+    dense = DenseAutoencoder((*DENSE_SIZES[:-1], args.code_size or DENSE_SIZES[-1]))
     dense_fit = fit(dense, reconstruction_step, [train_x], [val_x], settings, run_dir=dense_dir,
                     identity={**common_identity, "model": dense.config, "lr": settings.lr,
                               "grad_clip": settings.grad_clip},
@@ -172,13 +175,14 @@ def main(argv=None):
     def build_fc(params):
         ae = LSTMAutoencoder(m, params["hidden_size"], args.num_layers, decoder=args.decoder,
                              reverse=args.reverse, bidirectional=args.bidirectional,
-                             teacher_forcing=args.teacher_forcing, init=args.init)
+                             teacher_forcing=args.teacher_forcing, init=args.init,
+                             code_size=args.code_size)
         return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"]), source="decoder")
 
     def build_conv(params):                                   # hidden_size = channels here
         ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
                                  reverse=args.reverse, bidirectional=args.bidirectional,
-                                 init=args.init)
+                                 init=args.init, code_size=args.code_size)
         return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
 
     builders = {"fc": (build_fc, args.hidden_size), "conv": (build_conv, [args.conv_channels])}
@@ -218,6 +222,14 @@ def main(argv=None):
         results[cell]["mse_vs_mean_image"] = test["mse"] / mean_image_mse
         histories[NAMES[cell]] = grid.history
         models[cell] = model
+
+    # PCA with each model's code size, fitted on the training images as the models see them
+    code_sizes = {cell: models[cell].autoencoder.z_size for cell in cells}
+    dense_code = dense.config["sizes"][-1]
+    pca = pca_baselines(train_x, test_flat, sorted({*code_sizes.values(), dense_code}))
+    for cell in cells:
+        results[cell]["pca"] = pca[code_sizes[cell]]
+        results[cell]["mse_vs_pca"] = results[cell]["test_mse"] / pca[code_sizes[cell]]["test_mse"]
 
     # digits.png: three test digits of different classes and their reconstructions (pixels)
     shown, seen = [], set()
@@ -269,7 +281,10 @@ def main(argv=None):
         **{NAMES[cell]: results[cell] for cell in cells},
         "baselines": {
             "mean_image": {"test_mse": mean_image_mse},
-            "dense_ae": {"test_mse": dense_mse, "sizes": [*DENSE_SIZES, *DENSE_SIZES[-2::-1]],
+            "dense_ae": {"test_mse": dense_mse, "sizes": [*dense.config["sizes"],
+                                                          *dense.config["sizes"][-2::-1]],
+                         "z_size": dense_code, "pca": pca[dense_code],
+                         "mse_vs_pca": dense_mse / pca[dense_code]["test_mse"],
                          "parameters": count_parameters(dense),
                          "seconds_per_epoch": float(np.mean([r["seconds"] for r in dense_fit.history])),
                          "epochs_run": len(dense_fit.history), "best_epoch": dense_fit.best_epoch},
@@ -283,10 +298,12 @@ def main(argv=None):
     }
     write_json(out_dir / "metrics.json", metrics)
 
-    print(f"baselines: mean image MSE {mean_image_mse:.4f}, dense AE MSE {dense_mse:.4f} ({units})")
+    print(f"baselines: mean image MSE {mean_image_mse:.4f}, dense AE (z = {dense_code}) MSE "
+          f"{dense_mse:.4f}, PCA-{dense_code} {pca[dense_code]['test_mse']:.4f} ({units})")
     for cell in cells:
         r = results[cell]
-        print(f"{NAMES[cell]}: test MSE {r['test_mse']:.4f}, accuracy {100 * r['test_accuracy']:.2f} %, "
+        print(f"{NAMES[cell]} (z = {code_sizes[cell]}): test MSE {r['test_mse']:.4f} (PCA-"
+              f"{code_sizes[cell]} {r['pca']['test_mse']:.4f}), accuracy {100 * r['test_accuracy']:.2f} %, "
               f"{r['parameters']:,} parameters, {r['seconds_per_epoch']:.1f} s/epoch")
     print(f"outputs in {out_dir}/")
 

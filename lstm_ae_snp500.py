@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from baselines import pca_baseline
 from cli import (Parser, common_parser, non_negative_float, positive_float, positive_int, run,
                  setup_runtime)
 from data import (SP500_FILE, SP500_MISSING, SP500_PRICES, PriceWindows, causal_normalize,
@@ -437,7 +438,8 @@ def main(argv=None):
         return LSTMAutoencoder(n_features, args.hidden_size[0], args.num_layers,
                                decoder=args.decoder, reverse=args.reverse,
                                bidirectional=args.bidirectional, output=output,
-                               teacher_forcing=args.teacher_forcing, init=args.init)
+                               teacher_forcing=args.teacher_forcing, init=args.init,
+                               code_size=args.code_size)
 
     def recon_inputs(windows):
         return normalize(windows.raw)[0].float()                         # (N, T, F)
@@ -479,6 +481,15 @@ def main(argv=None):
     recon_test, _ = run_model(model, x_test.float(), device)
     recon_dollars = denormalize(recon_test.double(), test_stats)
     mean_dollars = test.raw.mean(1, keepdim=True).expand_as(test.raw)
+    # PCA with the model's code size, fitted on the chosen fold's training windows (normalised)
+    pca_train, _ = fold_windows(splits, best)
+    held_mask = torch.from_numpy(held_test)
+    pca_units = {"dollars": lambda r: mse(denormalize(r.double(), test_stats), test.raw)}
+    if held_test.any():
+        pca_units["held_out_symbols"] = lambda r: mse(r[held_mask], x_test[held_mask])
+        pca_units["held_out_symbols_dollars"] = lambda r: mse(
+            denormalize(r.double(), test_stats)[held_mask], test.raw[held_mask])
+    pca = pca_baseline(recon_inputs(pca_train), x_test.float(), model.z_size, units=pca_units)
 
     def recon_scores(mask):
         m = torch.from_numpy(mask)
@@ -493,7 +504,7 @@ def main(argv=None):
 
     all_test = np.ones(len(test.raw), bool)
     reconstruction = {"chosen_fold": best + 1, "folds": cv_rows,
-                      "test": recon_scores(all_test),
+                      "test": recon_scores(all_test), "z_size": model.z_size, "pca": pca,
                       "test_held_out_symbols": recon_scores(held_test) if held_test.any() else None,
                       "parameters": count_parameters(model), "model": model.config}
 
@@ -632,7 +643,8 @@ def main(argv=None):
 
     r, p = reconstruction["test"], prediction["test"]
     print(f"reconstruction (test period, {r['windows']} windows, fold {best + 1} model): MSE "
-          f"{r['mse']:.3g} normalised, {r['mse_dollars']:.3g} $²; window's own mean "
+          f"{r['mse']:.3g} normalised, {r['mse_dollars']:.3g} $²; PCA-{pca['components']} "
+          f"{pca['test_mse']:.3g} normalised, {pca['test_mse_dollars']:.3g} $²; window's own mean "
           f"{r['mean_baseline_mse_dollars']:.3g} $² (relative {r['relative_mse_dollars']:.3f})")
     held_p = prediction["test_held_out_symbols"] or {}
     nan = float("nan")

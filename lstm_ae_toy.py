@@ -6,7 +6,7 @@ Generates 10,000 sequences of length 50 (``--signal`` family, see ``data.py``), 
 examples.png, reconstructions.png, loss.png, history.csv, metrics.json, and grid.csv + grid.png
 when a grid ran.
 
-    python lstm_ae_toy.py                                   # default: sums of sines
+    python lstm_ae_toy.py                                   # default: 'tones', z of 8 numbers
     python lstm_ae_toy.py --signal dip --hidden-size 64 128 --lr 1e-3 1e-2 --grad-clip 0 1
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from baselines import linear_rank, pca_baseline
 from cli import Parser, common_parser, positive_int, run, setup_runtime
 from data import SIGNALS, as_steps, denormalize, normalize, split_indices, synthetic_signals, take_stats
 from errors import UsageError
@@ -31,13 +32,14 @@ TASK = "toy"
 
 
 def parse_args(argv=None):
-    common = common_parser(TASK, input_size=1, hidden_size=64, epochs=30, lr=1e-2, grad_clip=1.0)
+    common = common_parser(TASK, input_size=1, hidden_size=64, code_size=8, epochs=30, lr=1e-2,
+                           grad_clip=1.0)
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     data = parser.add_argument_group("data")
-    data.add_argument("--signal", choices=SIGNALS, default="sines",
-                      help="synthetic signal family: sines (sums of 1-3 random sinusoids), dip "
-                           "(U[0,1] noise with a 10-step dip to 10%%), uniform (i.i.d. U[0,1]) "
-                           "(default sines)")
+    data.add_argument("--signal", choices=SIGNALS, default="tones",
+                      help="synthetic signal family: " + "; ".join(
+                          f"{name} ({words})" for name, words in SIGNALS.items()).replace("%", "%%")
+                      + " (default tones, with a code of 8 numbers: see data.py)")
     data.add_argument("--n-seqs", type=positive_int, default=10_000,
                       help="number of sequences generated (default 10000)")
     data.add_argument("--seq-len", type=positive_int, default=50,
@@ -82,7 +84,8 @@ def main(argv=None):
         return LSTMAutoencoder(args.input_size, params["hidden_size"], args.num_layers,
                                decoder=args.decoder, reverse=args.reverse,
                                bidirectional=args.bidirectional, output=args.output,
-                               teacher_forcing=args.teacher_forcing, init=args.init)
+                               teacher_forcing=args.teacher_forcing, init=args.init,
+                               code_size=args.code_size)
 
     settings = TrainSettings.from_args(args)
     data_config = dict(signal=args.signal, n_seqs=args.n_seqs, seq_len=args.seq_len, seed=args.seed,
@@ -108,12 +111,20 @@ def main(argv=None):
     recon_raw = denormalize(recon_flat, test_stats)
     raw_test = raw[test_idx]
     baseline_mse = F.mse_loss(x[test_idx], torch.full_like(x[test_idx], 0.5)).item()
+    # PCA with the model's code size, fitted on the training split in the normalisation the model
+    # sees; a code at least as large as the linear rank compresses nothing PCA cannot reproduce
+    pca = pca_baseline(x[train_idx], x[test_idx], model.z_size,
+                       units={"original": lambda r: F.mse_loss(denormalize(r, test_stats),
+                                                              raw[test_idx]).item()})
     metrics = {
         "test_mse": test_mse,
         "baseline_mse": baseline_mse,
         "relative_mse": test_mse / baseline_mse,
         "test_mse_original": F.mse_loss(recon_raw, raw_test).item(),
         "baseline_mse_original": F.mse_loss(raw_test, raw_test.mean(1, keepdim=True).expand_as(raw_test)).item(),
+        "pca": pca,
+        "mse_vs_pca": test_mse / pca["test_mse"] if pca["test_mse"] > 0 else None,
+        "linear_rank": {"tolerance": 1e-6, "components": linear_rank(x[train_idx])},
         "best_params": grid.params,
         "best_epoch": max(grid.history, key=lambda r: -r["val_loss"])["epoch"],
         "epochs_run": len(grid.history),
@@ -137,7 +148,8 @@ def main(argv=None):
          for i in shown],
         out_dir / "reconstructions.png",
         title=f"LSTM AE reconstructions ('{args.signal}', hidden {grid.params['hidden_size']}, "
-              f"test MSE {metrics['test_mse_original']:.3g} vs mean {metrics['baseline_mse_original']:.3g})",
+              f"z of {model.z_size}): test MSE {metrics['test_mse_original']:.3g}, PCA-{model.z_size} "
+              f"{pca['test_mse_original']:.3g}, mean {metrics['baseline_mse_original']:.3g}",
         xlabel="time step", ylabel="value (original units)", sharey=True)
     plot_histories({"": grid.history}, out_dir / "loss.png", title=f"Reconstruction loss ('{args.signal}')",
                    ylabel="MSE (normalised units)", logy=True)
@@ -146,7 +158,7 @@ def main(argv=None):
                   f"validation MSE", value_label="validation MSE (normalised)")
 
     print(f"test MSE {test_mse:.4g} (normalised; mean predictor {baseline_mse:.4g}, relative "
-          f"{metrics['relative_mse']:.3f}); original units {metrics['test_mse_original']:.4g} vs "
+          f"{metrics['relative_mse']:.3f}; PCA-{pca['components']} {pca['test_mse']:.4g}); original units {metrics['test_mse_original']:.4g} vs "
           f"{metrics['baseline_mse_original']:.4g}; outputs in {out_dir}/")
     if metrics["relative_mse"] > 0.9:
         print("warning: the model collapsed to each sequence's mean (relative MSE > 0.9). Usually "

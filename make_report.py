@@ -34,6 +34,9 @@ from training import GRID, GridBackend
 from vae_sevens import EFFECTS as SEVENS_EFFECTS
 
 ROOT = Path(__file__).resolve().parent
+CODE_SIZES = {"toy": (4, 8, 16, 32), "mnist": (8, 16, 32, 64, 128), "snp500": (4, 8, 16, 32)}
+MNIST_SWEEP = ("--epochs", "4")                  # the default run has 10
+SNP_SWEEP = ("--folds", "2", "--pred-epochs", "1")           # the sweep compares reconstructions
 
 
 @dataclass
@@ -47,8 +50,13 @@ class Experiment:
     grid: bool = False     # a grid search: --backend and --parallel are passed on
 
 
-def experiments() -> list[Experiment]:
+def experiments(quick: bool = False) -> list[Experiment]:
+    """Every experiment of the report, in order; ``quick`` keeps two points of each code-size
+    sweep (the pipeline is the same at every point)."""
+    sizes = {task: ks[:2] if quick else ks for task, ks in CODE_SIZES.items()}
     tiny_toy = ["--n-seqs", "200", "--epochs", "2", "--hidden-size", "8"]
+    tiny_snp = ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
+                "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"]
     tiny_gan = ["--train-size", "600", "--epochs", "1", "--eval-samples", "200", "--test-size", "500"]
     return [
         Experiment("toy", "lstm_ae_toy.py",
@@ -58,18 +66,23 @@ def experiments() -> list[Experiment]:
         Experiment("toy/plateau", "lstm_ae_toy.py", ["--init", "torch"], [*tiny_toy, "--init", "torch"]),
         Experiment("toy/plateau-reverse", "lstm_ae_toy.py", ["--init", "torch", "--reverse"],
                    [*tiny_toy, "--init", "torch", "--reverse"]),
+        Experiment("toy/sines", "lstm_ae_toy.py", ["--signal", "sines"],
+                   [*tiny_toy, "--signal", "sines"]),
         Experiment("toy/dip", "lstm_ae_toy.py",
-                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "128", "--reverse",
-                    "--epochs", "60"],
+                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "128", "--code-size",
+                    "none", "--reverse", "--epochs", "60"],
                    [*tiny_toy, "--signal", "dip", "--input-size", "10", "--reverse"]),
         Experiment("toy/dip-z32", "lstm_ae_toy.py",
-                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "32", "--reverse",
-                    "--epochs", "60"],
+                   ["--signal", "dip", "--input-size", "10", "--hidden-size", "32", "--code-size",
+                    "none", "--reverse", "--epochs", "60"],
                    [*tiny_toy, "--signal", "dip", "--input-size", "10", "--reverse"]),
         Experiment("toy/uniform", "lstm_ae_toy.py",
                    ["--signal", "uniform", "--input-size", "10", "--hidden-size", "128",
-                    "--reverse", "--epochs", "60"],
+                    "--code-size", "none", "--reverse", "--epochs", "60"],
                    [*tiny_toy, "--signal", "uniform", "--input-size", "10", "--reverse"]),
+        # reconstruction vs code size (report's code-size section): the same settings at each K
+        *[Experiment(f"toy/code-{k}", "lstm_ae_toy.py", ["--code-size", str(k)],
+                     [*tiny_toy, "--code-size", str(k)]) for k in sizes["toy"]],
         Experiment("mnist", "lstm_ae_mnist.py", [],
                    ["--train-size", "600", "--epochs", "1", "--hidden-size", "16",
                     "--conv-channels", "4"], data=True),
@@ -89,10 +102,13 @@ def experiments() -> list[Experiment]:
                    ["--model", "rnn", "--init", "plain", "--length", "5", "8", "--seeds", "2",
                     "--steps", "100", "--eval-every", "50", "--hidden-size", "16",
                     "--val-size", "200", "--test-size", "500"]),
-        Experiment("snp500", "lstm_ae_snp500.py", [],
-                   ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
-                    "--folds", "2", "--epochs", "1", "--pred-epochs", "1", "--hidden-size", "8"],
-                   data=True),
+        Experiment("snp500", "lstm_ae_snp500.py", [], tiny_snp, data=True),
+        *[Experiment(f"mnist/code-{k}", "lstm_ae_mnist.py",
+                     ["--cell", "fc", "--code-size", str(k), *MNIST_SWEEP],
+                     ["--cell", "fc", "--code-size", str(k), "--train-size", "600", "--epochs", "1",
+                      "--hidden-size", "16"], data=True) for k in sizes["mnist"]],
+        *[Experiment(f"snp500/code-{k}", "lstm_ae_snp500.py", ["--code-size", str(k), *SNP_SWEEP],
+                     [*tiny_snp, "--code-size", str(k)], data=True) for k in sizes["snp500"]],
         # spec 002: the digit judge first (the patch experiment reuses its checkpoint), the
         # next-patch LSTM, and the VAE on sevens, one run per hidden effect
         Experiment("judge", "judge.py", [], ["--train-size", "3000", "--epochs", "1"], data=True),
@@ -234,7 +250,7 @@ def main(argv=None):
     backend_flags = ["--backend", args.backend, "--parallel", str(args.parallel)] + (
         ["--ray-address", args.ray_address] if args.ray_address else [])
     out_dir = prepare_out_dir(args.out_dir)
-    chosen = experiments()
+    chosen = experiments(args.quick)
     if args.only:
         names = {e.name for e in chosen}
         unknown = [n for n in args.only if n not in names]
@@ -248,8 +264,9 @@ def main(argv=None):
         stamps[exp.name] = run_experiment(exp, out_dir, quick=args.quick, data_dir=args.data_dir,
                                           force=args.force, threads=args.threads,
                                           backend=backend_flags)
-    write_json(out_dir / CODE_VERSIONS, {e.name: code_version(e.script) for e in experiments()})
-    path = write_report(out_dir, [e.name for e in experiments()], quick=args.quick)
+    every = experiments(args.quick)
+    write_json(out_dir / CODE_VERSIONS, {e.name: code_version(e.script) for e in every})
+    path = write_report(out_dir, [e.name for e in every], quick=args.quick)
     print(f"report written to {path} ({time.time() - started:.0f} s)", file=sys.stderr)
 
 

@@ -4,7 +4,9 @@
   x_1..x_T and z = h_T of its last layer; the decoder LSTM receives the same z at every step and
   x̃_t = σ(U h̃_t). Options cure the classic "an LSTM AE only predicts the average" failure
   (spec 001): an autoregressive decoder, a reversed target order, a bidirectional encoder, more
-  layers, and a linear output for data outside [0, 1].
+  layers, and a linear output for data outside [0, 1]. ``code_size`` puts a linear map between
+  h_T and a k-number z, so the code size is chosen apart from the hidden size (to compare with PCA
+  and a dense autoencoder at the same k).
 - ``ClassifierHead``: ỹ = U h̃_T, logits from the decoder's last hidden state (spec 000, §3.2).
 - ``PredictorHead``: ỹ_t for x_{t+1} from the encoder's hidden state h_t, so it sees x_1..x_t only
   (spec 000, §3.3).
@@ -16,7 +18,8 @@ The non-recurrent models (dense autoencoders, VAEs, GANs, the CNN digit judge) a
 ``feedforward.py``.
 
 Every model takes and returns batch-first tensors. Shape letters: B batch, T time steps,
-m values per step, H hidden size, D encoder directions, Z = D·H the size of z.
+m values per step, H hidden size, D encoder directions, Z the size of z (D·H, or k with
+``code_size``).
 
 References: Srivastava et al. 2015, "Unsupervised Learning of Video Representations using LSTMs"
 (reversed reconstruction target); Sutskever et al. 2014 (reversed order eases optimisation).
@@ -57,13 +60,18 @@ class LSTMAutoencoder(nn.Module):
             gate bias 1) or "torch" (PyTorch's uniform default). With PyTorch's default the
             repeat-z AE sits on the "predict the mean" plateau for dozens of epochs; see
             ``init_lstm_``.
+        code_size: None (z = h_T, the assignment's definition, Z = D·H) or k: z = A h_T + a, a
+            learned linear map to k numbers; the decoder then receives z (its input weights are
+            the map from z back to what it reads). Only z reaches the decoder either way.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  decoder: str = "repeat", reverse: bool = False, bidirectional: bool = False,
                  output: str = "sigmoid", teacher_forcing: float = 0.0, dropout: float = 0.0,
-                 init: str = "orthogonal"):
+                 init: str = "orthogonal", code_size: int | None = None):
         super().__init__()
+        if code_size is not None and code_size < 1:
+            raise ValueError(f"code_size must be a positive whole number, got {code_size}")
         if decoder not in ("repeat", "autoregressive"):
             raise ValueError(f"decoder must be 'repeat' or 'autoregressive', got {decoder!r}")
         if output not in ("sigmoid", "linear"):
@@ -71,11 +79,13 @@ class LSTMAutoencoder(nn.Module):
         self.config = dict(input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
                            decoder=decoder, reverse=reverse, bidirectional=bidirectional,
                            output=output, teacher_forcing=teacher_forcing, dropout=dropout,
-                           init=init)
+                           init=init, code_size=code_size)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.decoder_kind, self.reverse, self.bidirectional = decoder, reverse, bidirectional
         self.output_kind, self.teacher_forcing = output, teacher_forcing
-        self.z_size = hidden_size * (2 if bidirectional else 1)
+        state_size = hidden_size * (2 if bidirectional else 1)
+        self.to_code = nn.Linear(state_size, code_size) if code_size else None
+        self.z_size = code_size or state_size
         layer_dropout = dropout if num_layers > 1 else 0.0
 
         self.encoder = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
@@ -91,6 +101,11 @@ class LSTMAutoencoder(nn.Module):
         self.readout = nn.Linear(hidden_size, input_size)  # U
         if init == "orthogonal":
             init_lstm_(self)
+            if self.to_code is not None:
+                # norm-preserving: with PyTorch's default (uniform ±1/√(D·H)) z starts ~10× smaller
+                # than h_T and the decoder, fed an almost constant input, sits on the mean
+                nn.init.orthogonal_(self.to_code.weight)
+                nn.init.zeros_(self.to_code.bias)
         elif init != "torch":
             raise ValueError(f"init must be 'orthogonal' or 'torch', got {init!r}")
 
@@ -102,6 +117,8 @@ class LSTMAutoencoder(nn.Module):
             z = torch.cat([h_n[-2], h_n[-1]], dim=-1)         # (B, 2H): forward h_T, backward h_1
         else:
             z = h_n[-1]                                       # (B, H)
+        if self.to_code is not None:
+            z = self.to_code(z)                               # (B, k)
         return z, enc_hidden
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -403,24 +420,32 @@ class ConvLSTMAutoencoder(nn.Module):
         reverse: decode x_T first; ``forward`` flips the output back to the input's order.
         bidirectional: a second encoder reads the steps backwards; z = [h_T, backward h_1].
         init: "orthogonal" (orthogonal recurrent kernels, forget bias 1) or "torch".
+        code_size: None (z = the h_T map) or k: z = A vec(h_T) + a, k numbers, and the decoder
+            reads the map B z + b (both maps linear and learned).
 
     ``forward(x)`` returns the same ``AEOutput`` as ``LSTMAutoencoder``, with maps instead of
-    vectors: recon (B, T, W), z (B, C_z, W), dec_hidden (B, T, C, W) in decoding order,
+    vectors: recon (B, T, W), z (B, C_z, W) (or (B, k) with ``code_size``), dec_hidden (B, T, C, W) in decoding order,
     enc_hidden (B, T, C_z, W); ``ClassifierHead(C·W)`` reads dec_hidden[:, -1].
     """
 
     def __init__(self, width: int, channels: int = 16, kernel_size: int = 5, num_layers: int = 1,
-                 reverse: bool = False, bidirectional: bool = False, init: str = "orthogonal"):
+                 reverse: bool = False, bidirectional: bool = False, init: str = "orthogonal",
+                 code_size: int | None = None):
         super().__init__()
+        if code_size is not None and code_size < 1:
+            raise ValueError(f"code_size must be a positive whole number, got {code_size}")
         if width < 2:
             raise ValueError(f"a ConvLSTM needs at least 2 values per step to convolve, got {width}")
         self.config = dict(width=width, channels=channels, kernel_size=kernel_size,
                            num_layers=num_layers, reverse=reverse, bidirectional=bidirectional,
-                           init=init)
+                           init=init, code_size=code_size)
         self.width, self.channels, self.num_layers = width, channels, num_layers
         self.reverse, self.bidirectional = reverse, bidirectional
         z_channels = channels * (2 if bidirectional else 1)
-        self.z_size = z_channels * width
+        self.z_shape = (z_channels, width)
+        self.z_size = code_size or z_channels * width
+        self.to_code = nn.Linear(z_channels * width, code_size) if code_size else None
+        self.from_code = nn.Linear(code_size, z_channels * width) if code_size else None
 
         def stack(first_in):
             return nn.ModuleList(ConvLSTMLayer(first_in if layer == 0 else channels, channels,
@@ -430,6 +455,10 @@ class ConvLSTMAutoencoder(nn.Module):
         self.encoder_backward = stack(1) if bidirectional else None
         self.decoder = stack(z_channels)
         self.readout = nn.Conv1d(channels, 1, kernel_size=1)     # U: 1×1 convolution
+        if code_size and init == "orthogonal":                    # norm-preserving code maps
+            for linear in (self.to_code, self.from_code):
+                nn.init.orthogonal_(linear.weight)
+                nn.init.zeros_(linear.bias)
 
     @staticmethod
     def _run(layers: nn.ModuleList, maps: torch.Tensor, per_step: bool):
@@ -439,18 +468,22 @@ class ConvLSTMAutoencoder(nn.Module):
         return maps, h
 
     def encode(self, x: torch.Tensor, per_step: bool = False):
-        """x: (B, T, W) → (z (B, C_z, W), encoder hidden (B, T, C_z, W))."""
+        """x: (B, T, W) → (z (B, C_z, W) or (B, k), encoder hidden (B, T, C_z, W))."""
         maps = x.unsqueeze(2)                                    # (B, T, 1, W)
         enc_hidden, z = self._run(self.encoder, maps, per_step)  # (B, T, C, W), (B, C, W)
         if self.bidirectional:
             back, z_back = self._run(self.encoder_backward, maps.flip(1), per_step)
             z = torch.cat([z, z_back], dim=1)                    # (B, 2C, W)
             enc_hidden = torch.cat([enc_hidden, back.flip(1)], dim=2)
+        if self.to_code is not None:
+            z = self.to_code(z.flatten(1))                       # (B, k)
         return z, enc_hidden
 
     def decode(self, z: torch.Tensor, length: int, per_step: bool = False):
-        """z: (B, C_z, W) → (reconstruction (B, T, W) in input order, decoder hidden
+        """z: (B, C_z, W) or (B, k) → (reconstruction (B, T, W) in input order, decoder hidden
         (B, T, C, W) in decoding order)."""
+        if self.from_code is not None:
+            z = self.from_code(z).view(-1, *self.z_shape)        # (B, C_z, W)
         first, rest = self.decoder[0], self.decoder[1:]
         if per_step:
             hidden, _ = first(z.unsqueeze(1).expand(-1, length, -1, -1), per_step=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -194,4 +195,28 @@ def plot_image_mosaic(rows: list[list[np.ndarray]], path, *, title: str, row_lab
             ax.set_xticks([])
         ax.set_title(title)
         fig.colorbar(image, ax=ax, label=value_label, shrink=0.8, pad=0.02)
+    save_figure(fig, path)
+
+
+def plot_code_size_curves(panels: list[dict], path, *, title: str) -> None:
+    """Reconstruction error vs code size, one panel per task, side by side: each ``{"title":
+    str, "ylabel": str, "curves": [(label, code sizes, test MSEs[, style dict]), ...]}``. Both axes
+    logarithmic (code sizes double; errors span decades); the code sizes are the x ticks."""
+    fig, axes = figure(1, len(panels), width=5.2 * len(panels), row_height=4.6)
+    with plt.rc_context(STYLE):
+        for ax, panel in zip(axes, panels):
+            ticks = set()
+            for i, (label, sizes, errors, *style) in enumerate(panel["curves"]):
+                ax.plot(sizes, errors, "o-", **{"color": COLORS[i % len(COLORS)], "label": label,
+                                                **(style[0] if style else {})})
+                ticks |= set(sizes)
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xticks(sorted(ticks), [str(k) for k in sorted(ticks)])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_title(panel["title"])
+            ax.set_xlabel("code size k (numbers in z)")
+            ax.set_ylabel(panel["ylabel"])
+            ax.legend(loc="best", framealpha=0.85)
+        fig.suptitle(title)
     save_figure(fig, path)

@@ -24,7 +24,6 @@ Training"; https://docs.ray.io/en/latest/tune/.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import sys
 import time

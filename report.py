@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from data import SIGNALS
 from hardware import cpu_model
 from outputs import write_text
+from plotting import plot_code_size_curves
 
 SKIPPED = "skipped.json"   # written by make_report.py where this machine cannot run an experiment
 CODE_VERSIONS = "code-versions.json"   # make_report.py: each experiment's current code hash
@@ -83,6 +85,32 @@ def missing(name: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 
+def code_words(m: dict) -> str:
+    """How the run's z is made, from its config."""
+    k = m["config"].get("code_size")
+    return (f"z = A h_T + a, a learned linear map to {k} numbers (`--code-size {k}`)" if k
+            else "z = h_T (no code map)")
+
+
+def pca_words(m: dict) -> str:
+    """The toy run against PCA with its code size, and the signal's linear rank."""
+    pca, rank = m.get("pca"), m.get("linear_rank")
+    if not pca:
+        return ""
+    verdict = ("below" if m["test_mse"] < pca["test_mse"] else "**above**")
+    text = (f"PCA with {pca['components']} components (the model's code size"
+            f"{'' if pca['components'] == pca['code_size'] else ', capped at the sequence length'}), "
+            f"fitted on the training split, scores {fmt(pca['test_mse'])} (original units "
+            f"{fmt(pca['test_mse_original'])}): the LSTM AE is {verdict} it "
+            f"({fmt(m['test_mse'] / pca['test_mse']) if pca['test_mse'] > 0 else '–'} × PCA's MSE).")
+    if rank:
+        text += (f" The training signals span a {rank['components']}-dimensional linear subspace "
+                 f"(all but {rank['tolerance']:g} of their variance)"
+                 + (": a code this large compresses nothing PCA cannot reproduce."
+                    if m["z_size"] >= rank["components"] else "."))
+    return text
+
+
 def toy_section(out_dir: Path) -> str:
     main = load_run(out_dir, "toy")
     if main is None:
@@ -91,9 +119,10 @@ def toy_section(out_dir: Path) -> str:
     parts = ["## 1. Synthetic signals (spec §3.1)", ""]
     parts.append(
         f"**Setup.** {m['config']['n_seqs']:,} sequences of length {m['config']['seq_len']} "
-        f"(signal `{m['config']['signal']}`: sums of 1–3 sinusoids with random frequency, amplitude and "
-        f"phase), each normalised to [0, 1] with mean ½ (`data.normalize`), split 60/20/20. LSTM AE with "
-        f"the assignment's decoder (z = h_T fed at every step, x̃_t = σ(U h̃_t)), "
+        f"(signal `{m['config']['signal']}`: {SIGNALS[m['config']['signal']]}), each normalised to "
+        f"[0, 1] with mean ½ (`data.normalize`), split 60/20/20. LSTM AE with "
+        f"the assignment's decoder (z fed at every step, x̃_t = σ(U h̃_t)), "
+        f"{code_words(m)}, "
         f"{m['config']['optimizer']} with a {m['config']['lr_schedule']} learning rate, batch "
         f"{m['config']['batch_size']}, {m['config']['epochs']} epochs, grid over hidden size × learning "
         f"rate × gradient clip, best trial by validation MSE. Command: {command(main)}.")
@@ -112,7 +141,8 @@ def toy_section(out_dir: Path) -> str:
         f"{bp['grad_clip']:g}; z has {m['z_size']} numbers for {m['config']['seq_len']} values) reaches a "
         f"test MSE of {fmt(m['test_mse'])} in normalised units against {fmt(m['baseline_mse'])} for "
         f"predicting each sequence's own mean: relative MSE **{fmt(m['relative_mse'])}** "
-        f"(in the signal's original units {fmt(m['test_mse_original'])} vs {fmt(m['baseline_mse_original'])}).")
+        f"(in the signal's original units {fmt(m['test_mse_original'])} vs {fmt(m['baseline_mse_original'])}). "
+        + pca_words(m))
     parts += ["", image(main, "reconstructions.png", out_dir, "two test reconstructions"), "",
               image(main, "loss.png", out_dir, "loss curves"), ""]
 
@@ -120,21 +150,26 @@ def toy_section(out_dir: Path) -> str:
     for name, what in (("toy", "default (orthogonal init, forget bias 1)"),
                        ("toy/plateau", "PyTorch's default init"),
                        ("toy/plateau-reverse", "PyTorch's default init + reversed target"),
+                       ("toy/sines", "the low-frequency sines signal, same code size"),
                        ("toy/dip", "dip signal, 10 values a step, hidden 128, reversed"),
                        ("toy/dip-z32", "dip signal, 10 values a step, hidden 32 (z smaller than the sequence)"),
                        ("toy/uniform", "uniform signal, 10 values a step, hidden 128, reversed")):
         run = load_run(out_dir, name)
         if run is None:
-            rows.append([f"`{name}`", what, "not run", "", "", "", "", ""])
+            rows.append([f"`{name}`", what, "not run", *[""] * 7])
             continue
         rm = run["metrics"]
-        rows.append([f"`{name}`", what, rm["config"]["signal"], rm["test_mse"], rm["baseline_mse"],
-                     rm["relative_mse"], rm["test_mse_original"], rm["baseline_mse_original"]])
+        pca = rm.get("pca")
+        rows.append([f"`{name}`", what, rm["config"]["signal"], rm["z_size"], rm["test_mse"],
+                     rm["baseline_mse"], rm["relative_mse"],
+                     f"PCA-{pca['components']}: {fmt(pca['test_mse'])}" if pca else "–",
+                     rm["test_mse_original"], rm["baseline_mse_original"]])
     parts += ["**The \"it only predicts the average\" failure and its cures** (spec 001). Every row is "
               "a separate run; relative MSE = test MSE ÷ MSE of each sequence's own mean, so 1.0 means "
-              "the model learned nothing but the mean:", "",
-              table(["run", "what changes", "signal", "test MSE", "mean predictor", "relative",
-                     "test MSE (orig.)", "mean (orig.)"], rows), ""]
+              "the model learned nothing but the mean; PCA with the same code size, fitted on the "
+              "training split, is the linear reference:", "",
+              table(["run", "what changes", "signal", "z", "test MSE", "mean predictor", "relative",
+                     "PCA, same z", "test MSE (orig.)", "mean (orig.)"], rows), ""]
     plateau = load_run(out_dir, "toy/plateau")
     if plateau:
         pm = plateau["metrics"]
@@ -159,7 +194,7 @@ def toy_section(out_dir: Path) -> str:
         run = load_run(out_dir, name)
         if run:
             parts.append(f"Command ({label}): {command(run)}.")
-    for name in ("toy/dip", "toy/dip-z32", "toy/uniform"):
+    for name in ("toy/sines", "toy/dip", "toy/dip-z32", "toy/uniform"):
         run = load_run(out_dir, name)
         if run:
             rm = run["metrics"]
@@ -167,7 +202,7 @@ def toy_section(out_dir: Path) -> str:
                       f"in original units against {fmt(rm['baseline_mse_original'])} for the sequence mean "
                       f"(relative {fmt(rm['relative_mse_original'])}), with z of {rm['z_size']} numbers "
                       f"for {rm['config']['seq_len']} values and input size {rm['config']['input_size']}. "
-                      f"Command: {command(run)}.", "",
+                      + pca_words(rm) + f" Command: {command(run)}.", "",
                       image(run, "reconstructions.png", out_dir, f"{name} reconstructions")]
     return "\n".join(parts) + "\n"
 
@@ -191,15 +226,20 @@ def mnist_section(out_dir: Path) -> str:
         f"Baselines in the same run: the training-set mean image, and a fully connected "
         f"{'-'.join(str(v) for v in base['dense_ae']['sizes'])} autoencoder trained for the same epochs. "
         f"Command: {command(run)}."), ""]
+    def pca_cell(r):
+        return f"PCA-{r['pca']['components']}: {fmt(r['pca']['test_mse'])}" if "pca" in r else "–"
+
+    dense = base["dense_ae"]
     rows = [[f"{name} ({r['model'].get('hidden_size', r['model'].get('channels'))} "
              f"{'hidden' if name == 'F_fc' else 'channels'}, z = {r['z_size']})",
-             r["test_mse"], pct(r["test_accuracy"]), r["parameters"], r["seconds_per_epoch"]]
+             r["test_mse"], pca_cell(r), pct(r["test_accuracy"]), r["parameters"],
+             r["seconds_per_epoch"]]
             for name, r in ((n, m[n]) for n in archs)]
-    rows += [["mean training image", base["mean_image"]["test_mse"], "–", "–", "–"],
-             [f"dense AE {'-'.join(str(v) for v in base['dense_ae']['sizes'])}",
-              base["dense_ae"]["test_mse"], "–", base["dense_ae"]["parameters"],
-              base["dense_ae"]["seconds_per_epoch"]]]
-    parts += [table(["model", "test MSE", "test accuracy", "parameters", "s / epoch"], rows), ""]
+    rows += [["mean training image", base["mean_image"]["test_mse"], "–", "–", "–", "–"],
+             [f"dense AE {'-'.join(str(v) for v in dense['sizes'])}", dense["test_mse"],
+              pca_cell(dense), "–", dense["parameters"], dense["seconds_per_epoch"]]]
+    parts += [table(["model", "test MSE", "PCA, same code size", "test accuracy", "parameters",
+                     "s / epoch"], rows), ""]
     for name in archs:
         r = m[name]
         acc_ok = r["test_accuracy"] >= 0.99
@@ -208,7 +248,15 @@ def mnist_section(out_dir: Path) -> str:
             f"- {name}: accuracy {pct(r['test_accuracy'])} ({'meets' if acc_ok else 'misses'} the 99.0 % "
             f"target) and reconstruction MSE {fmt(r['test_mse'])}, {fmt(r['mse_vs_dense_ae'])} × the dense "
             f"AE's and {fmt(r['mse_vs_mean_image'])} × the mean image's "
-            f"({'at or below' if mse_ok else 'above'} the dense AE).")
+            f"({'at or below' if mse_ok else 'above'} the dense AE"
+            + (f"; but its code has {r['z_size']} numbers against the dense AE's "
+               f"{dense.get('z_size', dense['sizes'][len(dense['sizes']) // 2])}, and PCA with "
+               f"{r['z_size']} components reconstructs at {fmt(r['pca']['test_mse'])}, "
+               f"{fmt(1 / r['mse_vs_pca'])} × the LSTM AE's MSE"
+               if "pca" in r and r["mse_vs_pca"] > 1 else
+               f"; PCA with the same {r['z_size']}-number code: {fmt(r['pca']['test_mse'])}"
+               if "pca" in r else "")
+            + "). The comparison at equal code size is in the code-size section below.")
     parts += ["", image(run, "digits.png", out_dir, "three test digits and their reconstructions"), "",
               image(run, "loss.png", out_dir, "loss vs epoch"), "",
               image(run, "accuracy.png", out_dir, "accuracy vs epoch"), ""]
@@ -243,7 +291,9 @@ def mnist_section(out_dir: Path) -> str:
             f"{fmt(r['seconds_per_epoch'])} s on this CPU; after {r['epochs_run']} epochs F_fc reaches "
             f"{pct(r['test_accuracy'])} test accuracy and reconstruction MSE {fmt(r['test_mse'])} "
             f"(mean image {fmt(pm['baselines']['mean_image']['test_mse'])}, dense AE "
-            f"{fmt(pm['baselines']['dense_ae']['test_mse'])} with the same images and epochs). "
+            f"{fmt(pm['baselines']['dense_ae']['test_mse'])} with the same images and epochs"
+            + (f", PCA-{r['pca']['components']} {fmt(r['pca']['test_mse'])}" if "pca" in r else "")
+            + "). "
             f"Command: {command(pixel)}.", "",
             image(pixel, "digits.png", out_dir, "pixel-mode reconstructions"), ""]
     return "\n".join(parts) + "\n"
@@ -257,6 +307,15 @@ def snp500_section(out_dir: Path) -> str:
     m = run["metrics"]
     d, rec, pred = m["data"], m["reconstruction"], m["prediction"]
     rt, rh = rec["test"], rec["test_held_out_symbols"]
+    pca = rec.get("pca", {})
+    pca_k = pca.get("components", "k")
+    z = rec.get("z_size")
+    pca_sentence = (
+        f"PCA with the model's code size ({z} numbers for windows of {m['config']['seq_len']} "
+        f"values{', capped at the window length: exact' if z and z >= m['config']['seq_len'] else ''}), "
+        f"fitted on the chosen fold's training windows, is the linear reference: the LSTM AE's MSE "
+        f"is {fmt(rt['mse'] / pca['test_mse']) if pca.get('test_mse') else '–'} × PCA's."
+        if pca else "")
     parts = [title, "", (
         f"**Setup.** Daily `{'`, `'.join(d['features'])}` of {d['symbols']} symbols over {d['trading_days']} "
         f"trading days ({d['first_date']} to {d['last_date']}; {len(d['skipped_short_symbols'])} symbols too "
@@ -272,11 +331,15 @@ def snp500_section(out_dir: Path) -> str:
               [[f["fold"], f["val_symbols"], f["train_windows"], f["best_epoch"], f["val_mse"],
                 f["val_mse_dollars"]] for f in rec["folds"]]), "",
         f"Fold {rec['chosen_fold']} has the lowest validation MSE and is evaluated:", "",
-        table(["test set", "windows", "MSE (normalised)", "window's own mean", "relative", "MSE ($²)",
-               "window mean ($²)", "relative ($)"],
-              [[name, t["windows"], t["mse"], t["mean_baseline_mse"], t["relative_mse"], t["mse_dollars"],
+        table(["test set", "windows", "MSE (normalised)", f"PCA-{pca_k}", "window's own mean",
+               "relative", "MSE ($²)", f"PCA-{pca_k} ($²)", "window mean ($²)", "relative ($)"],
+              [[name, t["windows"], t["mse"], pca.get(f"test_mse{key}", "–"), t["mean_baseline_mse"],
+                t["relative_mse"], t["mse_dollars"], pca.get(f"test_mse{key}_dollars", "–"),
                 t["mean_baseline_mse_dollars"], t["relative_mse_dollars"]]
-               for name, t in (("out-of-time, all symbols", rt), ("out-of-time, held-out symbols", rh))]), "",
+               for name, t, key in (("out-of-time, all symbols", rt, ""),
+                                    ("out-of-time, held-out symbols", rh, "_held_out_symbols"))
+               if t]), "",
+        pca_sentence, "",
         image(run, "reconstructions.png", out_dir, "three reconstructed test stocks"), ""]
     rows = []
     for name, key in (("validation", "validation"), ("out-of-time test", "test"),
@@ -871,6 +934,74 @@ def imputation_section(out_dir: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
+def code_size_runs(out_dir: Path, task: str) -> list[dict]:
+    """The finished ``<task>/code-K`` runs (make_report's code-size sweeps), smallest K first."""
+    runs = [load_run(out_dir, f"{task}/{d.name}") for d in (out_dir / task).glob("code-*")
+            if d.name[5:].isdigit()]
+    return sorted((r for r in runs if r), key=lambda r: r["metrics"]["config"]["code_size"])
+
+
+LSTM_STYLE, DENSE_STYLE = {"color": "C0"}, {"color": "C1"}
+PCA_STYLE = {"color": "0.35", "linestyle": "--"}
+
+
+def code_size_section(out_dir: Path) -> str:
+    """Reconstruction vs code size: each LSTM AE beside PCA (and the dense AE) with the same k."""
+    title = "## Reconstruction vs code size: every autoencoder beside PCA with the same code"
+    sweeps = {task: code_size_runs(out_dir, task) for task in ("mnist", "toy", "snp500")}
+    if not any(sweeps.values()):
+        return f"{title}\n\n" + missing("mnist/code-32")
+    parts = [title, "", (
+        "PCA with k components, fitted on the training split in the normalisation the model sees, "
+        "is the best *linear* code of k numbers; an autoencoder with a k-number code has to beat "
+        "it to have learned anything a linear map could not. Each point is a separate run of the "
+        "task's script with `--code-size K` (a learned linear map from the encoder's final state "
+        "to the K numbers of z, which are all the decoder receives); the other settings and the "
+        "epochs are the same at every K. Test MSE in the units of each task's models.")]
+    panels, rows = [], []
+    for task, runs in sweeps.items():
+        if not runs:
+            continue
+        ks = [r["metrics"]["config"]["code_size"] for r in runs]
+        if task == "mnist":
+            lstm = [r["metrics"]["F_fc"] for r in runs]
+            dense = [r["metrics"]["baselines"]["dense_ae"] for r in runs]
+            curves = [("F_fc (LSTM AE)", ks, [x["test_mse"] for x in lstm], LSTM_STYLE),
+                      ("dense AE 784-128-k", ks, [x["test_mse"] for x in dense], DENSE_STYLE),
+                      ("PCA-k", ks, [x["pca"]["test_mse"] for x in lstm], PCA_STYLE)]
+            label, units = "MNIST rows (28 steps of 28 pixels)", "test MSE (pixel values in [0, 1])"
+            for k, x, d in zip(ks, lstm, dense):
+                rows.append([label, k, x["test_mse"], x["pca"]["test_mse"], fmt(x["mse_vs_pca"]),
+                             d["test_mse"], pct(x["test_accuracy"])])
+        else:
+            recon = ([r["metrics"] for r in runs] if task == "toy"
+                     else [r["metrics"]["reconstruction"] for r in runs])
+            mse = [x["test_mse"] if task == "toy" else x["test"]["mse"] for x in recon]
+            curves = [("LSTM AE", ks, mse, LSTM_STYLE),
+                      ("PCA-k", ks, [x["pca"]["test_mse"] for x in recon], PCA_STYLE)]
+            if task == "toy":
+                signal = runs[0]["metrics"]["config"]["signal"]
+                label = f"toy `{signal}` signals"
+                units = "test MSE (normalised units)"
+            else:
+                label, units = "S&P 500 windows", "test MSE (normalised units)"
+            for k, x, e in zip(ks, recon, mse):
+                rows.append([label, k, e, x["pca"]["test_mse"], fmt(e / x["pca"]["test_mse"]), "–", "–"])
+        panels.append({"title": label.replace("`", "'"), "ylabel": units, "curves": curves})
+    figure_path = out_dir / "reconstruction_vs_code_size.png"
+    plot_code_size_curves(panels, figure_path, title="Test reconstruction error vs code size: "
+                                                      "LSTM autoencoders, PCA and a dense AE")
+    parts += ["", table(["task", "k", "LSTM AE test MSE", "PCA-k", "LSTM ÷ PCA", "dense AE (k)",
+                         "accuracy"], rows), "",
+              f"![reconstruction vs code size]({figure_path.relative_to(out_dir).as_posix()})", ""]
+    for task, runs in sweeps.items():
+        if runs:
+            seconds = sum(r["stamp"].get("seconds", 0) for r in runs)
+            parts.append(f"- {task}: {len(runs)} runs, {seconds / 60:.1f} min in all; for example "
+                         f"{command(runs[0])}.")
+    return "\n".join(parts) + "\n"
+
+
 def write_report(out_dir: Path, names: list[str], *, quick: bool = False) -> Path:
     out_dir = Path(out_dir)
     stamps = [load_run(out_dir, n) for n in names]
@@ -888,7 +1019,7 @@ def write_report(out_dir: Path, names: list[str], *, quick: bool = False) -> Pat
         header += ["> **Quick mode**: tiny settings that check the pipeline; these numbers mean nothing.", ""]
     text = "\n".join(header) + "\n" + "\n".join(
         section(out_dir) for section in (toy_section, mnist_section, snp500_section,
-                                         palindrome_section, judge_section, patches_section,
+                                         code_size_section, palindrome_section, judge_section, patches_section,
                                          sevens_section, autoencoders_section, tsne_section,
                                          cgan_section, imputation_section))
     path = out_dir / "README.md"

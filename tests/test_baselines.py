@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from baselines import pca_fit, pca_reconstruct, pca_reconstruction_mse
+from baselines import (linear_rank, pca_baseline, pca_baselines, pca_fit, pca_reconstruct,
+                       pca_reconstruction_mse)
 
 
 def test_pca_by_hand_on_a_tiny_matrix():
@@ -51,3 +52,37 @@ def test_pca_exact_on_data_of_known_rank():
 def test_pca_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         pca_fit(torch.rand(5, 3), 4)
+
+
+def test_scatter_matrix_and_svd_branches_agree():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(40, 6, generator=g) @ torch.diag(torch.tensor([5.0, 4, 3, 2, 1, 0.5]))
+    tall = pca_fit(x, 3)                        # N ≥ D: eigenvectors of the scatter matrix
+    wide = pca_fit(x[:5], 3)                    # N < D: SVD
+    assert torch.allclose(tall.explained_variance,
+                          torch.linalg.svdvals(x.double() - x.double().mean(0))[:3].square() / 39)
+    for pca, data in ((tall, x), (wide, x[:5])):
+        projector = pca.components.T @ pca.components
+        centred = data.double() - pca.mean
+        by_svd = torch.linalg.svd(centred, full_matrices=False).Vh[:3]
+        assert torch.allclose(projector, by_svd.T @ by_svd, atol=1e-8)
+
+
+def test_pca_baseline_caps_the_code_at_the_data_and_scores_other_units():
+    g = torch.Generator().manual_seed(2)
+    basis = torch.randn(2, 8, generator=g)
+    train, test = (torch.randn(n, 2, generator=g) @ basis for n in (30, 10))
+    assert pca_baseline(train, test, 1)["test_mse"] > 1e-3
+    exact = pca_baseline(train, test, 2, units={"doubled": lambda r: ((2 * r - 2 * test) ** 2).mean().item()})
+    assert exact["components"] == 2 and exact["test_mse"] < 1e-12 and exact["test_mse_doubled"] < 1e-10
+    capped = pca_baseline(train, test, 50)      # 50 numbers for 8 values: PCA-8, exact
+    assert capped == {"code_size": 50, "components": 8, "test_mse": pytest.approx(0, abs=1e-12)}
+    several = pca_baselines(train, test, [1, 2, 50])
+    assert several[1]["test_mse"] == pytest.approx(pca_baseline(train, test, 1)["test_mse"])
+
+
+def test_linear_rank_of_data_of_known_rank():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(100, 4, generator=g) @ torch.randn(4, 30, generator=g) + 7.0
+    assert linear_rank(x) == 4
+    assert linear_rank(torch.randn(100, 30, generator=g)) == 30

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import lstm_ae_mnist
 from cli import run
@@ -107,6 +108,24 @@ def test_layer_agrees_with_reference_from_a_given_state():
     torch.testing.assert_close(hT2, h2[:, -1])
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_conv_code_size_is_all_the_decoder_receives(bidirectional):
+    torch.manual_seed(0)
+    model = ConvLSTMAutoencoder(width=6, channels=2, kernel_size=3, code_size=5,
+                                bidirectional=bidirectional)
+    x = torch.rand(3, 4, 6)
+    out = model(x)
+    assert out.z.shape == (3, 5) and model.z_size == 5
+    F.mse_loss(out.recon, x).backward()
+    assert model.to_code.weight.grad.abs().sum() > 0 and model.from_code.weight.grad.abs().sum() > 0
+    model.eval()
+    recon, hidden = model.decode(model.encode(x)[0], 4)
+    torch.testing.assert_close(model(x).recon, recon)
+    torch.testing.assert_close(model(x, per_step=True).recon, recon)
+    with pytest.raises(ValueError, match="code_size"):
+        ConvLSTMAutoencoder(width=6, code_size=-1)
+
+
 def test_classifier_logits_come_from_decoder_last_hidden_state():
     torch.manual_seed(3)
     x = torch.rand(4, 28, 28)
@@ -189,9 +208,28 @@ def test_script_end_to_end_both_cells(mnist_root, tmp_path):
         assert 0.0 <= metrics[arch]["test_accuracy"] <= 1.0
     assert 0.05 < metrics["baselines"]["mean_image"]["test_mse"] < 0.08
     assert metrics["baselines"]["dense_ae"]["sizes"] == [784, 128, 32, 128, 784]
+    # PCA with each model's code size, fitted on the training images: z = h_T (8 hidden in TINY)
+    # for F_fc, 2 channels × 28 = 56 for F_conv, 32 for the dense AE
+    for arch in ("F_fc", "F_conv"):
+        pca = metrics[arch]["pca"]
+        assert pca["code_size"] == metrics[arch]["z_size"] == pca["components"]
+        assert metrics[arch]["mse_vs_pca"] == pytest.approx(metrics[arch]["test_mse"] / pca["test_mse"])
+    dense_pca = metrics["baselines"]["dense_ae"]["pca"]["test_mse"]
+    assert dense_pca < metrics["baselines"]["mean_image"]["test_mse"]
+    assert metrics["F_conv"]["pca"]["test_mse"] < dense_pca < metrics["F_fc"]["pca"]["test_mse"]
     assert metrics["baselines"]["dense_ae"]["epochs_run"] == 1
     assert metrics["config"]["cell"] == "both" and metrics["data"]["n_train"] == 256
     assert metrics["data"]["n_val"] == 6_000 and metrics["data"]["n_test"] == 10_000
+
+
+def test_code_size_sizes_the_lstm_and_the_dense_baseline(mnist_root, tmp_path):
+    out = tmp_path / "k8"
+    lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--cell", "fc",
+                        "--code-size", "8", *TINY])
+    metrics = json.loads((out / "metrics.json").read_text())
+    dense = metrics["baselines"]["dense_ae"]
+    assert metrics["F_fc"]["z_size"] == dense["z_size"] == 8 and dense["sizes"][2] == 8
+    assert metrics["F_fc"]["pca"] == dense["pca"] and dense["pca"]["components"] == 8
 
 
 def test_script_pixel_mode_with_normalisation(mnist_root, tmp_path):
@@ -222,6 +260,7 @@ def _run_cli(argv, capsys):
     (["--train-size", "0"], "--train-size"),
     (["--train-size", "-3"], "--train-size"),
     (["--cell", "conv", "--decoder", "autoregressive"], "--decoder"),
+    (["--code-size", "0"], "--code-size"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     code, err = _run_cli([*argv, "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")],

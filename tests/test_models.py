@@ -129,3 +129,29 @@ def test_dense_autoencoder_baseline_shapes():
     y = model(x)
     assert y.shape == x.shape and ((y > 0) & (y < 1)).all()
     assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [128, 32, 128, 784]
+
+
+@pytest.mark.parametrize("options", [dict(), dict(decoder="autoregressive"), dict(bidirectional=True),
+                                     dict(num_layers=2, reverse=True)],
+                         ids=["repeat", "autoregressive", "bidirectional", "2-layers-reverse"])
+def test_code_size_is_all_the_decoder_receives(options):
+    """--code-size k: z has k numbers, forward(x) == decode(encode(x)), and gradients reach the map."""
+    torch.manual_seed(0)
+    model = LSTMAutoencoder(2, 6, code_size=3, **options)
+    x = torch.rand(4, 5, 2)
+    out = model(x)
+    assert out.z.shape == (4, 3) and model.z_size == 3 and model.config["code_size"] == 3
+    F.mse_loss(out.recon, x).backward()
+    assert model.to_code.weight.grad.abs().sum() > 0
+    model.eval()
+    recon, hidden = model.decode(model.encode(x), 5)
+    torch.testing.assert_close(model(x).recon, recon)
+    torch.testing.assert_close(model(x).dec_hidden, hidden)
+    # two inputs with the same code get the same reconstruction: nothing else reaches the decoder
+    z = model.encode(x)
+    assert torch.equal(model.decode(z, 5)[0], model.decode(z.clone(), 5)[0])
+
+
+def test_code_size_must_be_positive():
+    with pytest.raises(ValueError, match="code_size"):
+        LSTMAutoencoder(2, 6, code_size=0)

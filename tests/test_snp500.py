@@ -340,5 +340,9 @@ def test_script_end_to_end(sp500_csv, tmp_path, capsys):
         assert pred["test"][key] > 0
     assert isinstance(pred["beats_persistence"], bool)
     assert metrics["config"]["folds"] == 2 and len(rec["folds"]) == 2
+    # PCA with the model's code size (z = h_T: 8 numbers) on the same normalised test windows
+    assert rec["z_size"] == rec["pca"]["components"] == 8
+    assert 0 < rec["pca"]["test_mse"] < rec["test"]["mean_baseline_mse"]
+    assert 0 < rec["pca"]["test_mse_dollars"] < rec["test"]["mean_baseline_mse_dollars"]
     assert (out_dir / "folds" / "fold1" / "history.csv").exists()
     assert (out_dir / "predictor" / "history.csv").exists()

@@ -37,6 +37,12 @@ def test_end_to_end_writes_every_output(tmp_path):
     assert metrics["relative_mse"] == pytest.approx(metrics["test_mse"] / metrics["baseline_mse"])
     assert metrics["config"]["hidden_size"] == [6]
     assert len(pd.read_csv(tmp_path / "history.csv")) == 2
+    # the default code: 8 numbers, with PCA-8 fitted on the training split beside it
+    assert metrics["z_size"] == 8 and metrics["config"]["signal"] == "tones"
+    assert metrics["pca"]["code_size"] == metrics["pca"]["components"] == 8
+    assert metrics["mse_vs_pca"] == pytest.approx(metrics["test_mse"] / metrics["pca"]["test_mse"])
+    assert 0 < metrics["pca"]["test_mse"] < metrics["baseline_mse"]
+    assert 8 < metrics["linear_rank"]["components"] <= 10
     assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*.tmp"))
 
 
@@ -190,6 +196,9 @@ def error_line(capsys):
     (["--input-size", "0"], "--input-size"),
     (["--optimizer", "adagrad"], "--optimizer"),
     (["--n-seqs", "5"], "--n-seqs"),
+    (["--code-size", "0"], "--code-size"),
+    (["--code-size", "-2"], "--code-size"),
+    (["--code-size", "big"], "--code-size"),
     (["--device", "tpu"], "--device"),
 ])
 def test_bad_flags_give_one_line_and_exit_2(tmp_path, capsys, flags, names):
@@ -245,3 +254,12 @@ def test_script_as_a_subprocess_prints_no_traceback(tmp_path):
                           env={**os.environ, "TQDM_DISABLE": "1"})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--lr" in proc.stderr
+
+
+def test_code_size_none_is_the_hidden_state_and_a_larger_code_is_exact_for_pca(tmp_path):
+    assert toy(tmp_path, "--code-size", "none") == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["z_size"] == 6 and metrics["config"]["code_size"] is None
+    assert toy(tmp_path / "k20", "--code-size", "20") == 0        # 20 numbers for 10 values
+    pca = json.loads((tmp_path / "k20" / "metrics.json").read_text())["pca"]
+    assert pca["components"] == 10 and pca["test_mse"] < 1e-12
