@@ -148,8 +148,8 @@ def main(argv=None):
          for i in shown],
         out_dir / "reconstructions.png",
         title=f"LSTM AE reconstructions ('{args.signal}', hidden {grid.params['hidden_size']}, "
-              f"z of {model.z_size}): test MSE {metrics['test_mse_original']:.3g}, PCA-{model.z_size} "
-              f"{pca['test_mse_original']:.3g}, mean {metrics['baseline_mse_original']:.3g}",
+              f"z of {model.z_size})\ntest MSE {metrics['test_mse_original']:.3g}, PCA-{model.z_size} "
+              f"{pca['test_mse_original']:.3g}, sequence mean {metrics['baseline_mse_original']:.3g}",
         xlabel="time step", ylabel="value (original units)", sharey=True)
     plot_histories({"": grid.history}, out_dir / "loss.png", title=f"Reconstruction loss ('{args.signal}')",
                    ylabel="MSE (normalised units)", logy=True)

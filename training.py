@@ -375,7 +375,9 @@ def read_grid(path: Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=columns)
     try:
-        table = pd.read_csv(path)
+        # An all-digit config hash (e.g. "0123456789ab" without letters) would otherwise be read
+        # as a number and never match the text hash again, so every trial would rerun.
+        table = pd.read_csv(path, dtype={"trial": str, "config": str})
     except Exception as err:
         raise UsageError(f"{path}: unreadable grid file ({type(err).__name__}); delete it to "
                          f"rerun every trial") from None

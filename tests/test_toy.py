@@ -142,6 +142,15 @@ def test_grid_writes_table_and_figure_and_rerun_skips_finished_trials(tmp_path, 
     assert len(pd.read_csv(tmp_path / "grid.csv")) == 8
 
 
+def test_grid_file_keeps_an_all_digit_config_hash_as_text(tmp_path):
+    from training import read_grid
+    path = tmp_path / "grid.csv"
+    path.write_text("trial,hidden_size,lr,grad_clip,best_val_loss,best_epoch,epochs_run,seconds,config\n"
+                    "h4,4,0.001,0,0.5,1,2,0.1,012345678901\n")
+    table = read_grid(path)
+    assert (table["config"] == "012345678901").all() and (table["trial"] == "h4").all()
+
+
 def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
     x = torch.rand(32, 5, 1)
     settings = TrainSettings(epochs=4, batch_size=8)
