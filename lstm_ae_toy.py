@@ -123,7 +123,7 @@ def main(argv=None):
         "test_mse_original": F.mse_loss(recon_raw, raw_test).item(),
         "baseline_mse_original": F.mse_loss(raw_test, raw_test.mean(1, keepdim=True).expand_as(raw_test)).item(),
         "pca": pca,
-        "mse_vs_pca": test_mse / pca["test_mse"] if pca["test_mse"] > 0 else None,
+        "mse_vs_pca": None if pca["exact"] else test_mse / pca["test_mse"],
         "linear_rank": {"tolerance": 1e-6, "components": linear_rank(x[train_idx])},
         "best_params": grid.params,
         "best_epoch": max(grid.history, key=lambda r: -r["val_loss"])["epoch"],

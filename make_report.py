@@ -60,8 +60,8 @@ def experiments(quick: bool = False) -> list[Experiment]:
     tiny_gan = ["--train-size", "600", "--epochs", "1", "--eval-samples", "200", "--test-size", "500"]
     return [
         Experiment("toy", "lstm_ae_toy.py",
-                   ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"],
-                   [*tiny_toy[:4], "--hidden-size", "4", "8", "--lr", "1e-2", "--grad-clip", "0", "1"],
+                   ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "0.25"],
+                   [*tiny_toy[:4], "--hidden-size", "4", "8", "--lr", "1e-2", "--grad-clip", "0", "0.25"],
                    grid=True),
         Experiment("toy/plateau", "lstm_ae_toy.py", ["--init", "torch"], [*tiny_toy, "--init", "torch"]),
         Experiment("toy/plateau-reverse", "lstm_ae_toy.py", ["--init", "torch", "--reverse"],

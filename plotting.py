@@ -201,17 +201,28 @@ def plot_image_mosaic(rows: list[list[np.ndarray]], path, *, title: str, row_lab
 def plot_code_size_curves(panels: list[dict], path, *, title: str) -> None:
     """Reconstruction error vs code size, one panel per task, side by side: each ``{"title":
     str, "ylabel": str, "curves": [(label, code sizes, test MSEs[, style dict]), ...]}``. Both axes
-    logarithmic (code sizes double; errors span decades); the code sizes are the x ticks."""
+    logarithmic (code sizes double; errors span decades); the code sizes are the x ticks. An error
+    of None is exact (zero up to round-off): a triangle on the bottom edge, named in the legend."""
     fig, axes = figure(1, len(panels), width=5.2 * len(panels), row_height=4.6)
     with plt.rc_context(STYLE):
         for ax, panel in zip(axes, panels):
-            ticks = set()
-            for i, (label, sizes, errors, *style) in enumerate(panel["curves"]):
-                ax.plot(sizes, errors, "o-", **{"color": COLORS[i % len(COLORS)], "label": label,
-                                                **(style[0] if style else {})})
-                ticks |= set(sizes)
-            ax.set_xscale("log", base=2)
+            ticks, exact = set(), []
             ax.set_yscale("log")
+            for i, (label, sizes, errors, *style) in enumerate(panel["curves"]):
+                style = {"color": COLORS[i % len(COLORS)], **(style[0] if style else {})}
+                shown = [(k, e) for k, e in zip(sizes, errors) if e is not None]
+                if shown:
+                    ax.plot(*zip(*shown), "o-", label=label, **style)
+                exact += [(f"{label}: exact (error 0)", [k for k, e in zip(sizes, errors) if e is None],
+                           style["color"])]
+                ticks |= set(sizes)
+            bottom, top = ax.get_ylim()
+            for label, sizes, color in exact:
+                if sizes:
+                    ax.plot(sizes, [bottom] * len(sizes), "v", color=color, markersize=10,
+                            clip_on=False, label=label)
+            ax.set_ylim(bottom, top)
+            ax.set_xscale("log", base=2)
             ax.set_xticks(sorted(ticks), [str(k) for k in sorted(ticks)])
             ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             ax.set_title(panel["title"])

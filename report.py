@@ -79,6 +79,12 @@ def command(run: dict) -> str:
     return f"`{cmd}`{took}{stale}"
 
 
+def pca_mse(pca: dict, key: str = "test_mse") -> str:
+    """A PCA baseline's error for tables; "exact" where it is float round-off (baselines: the code
+    reaches the data's linear rank), which a ratio or a log scale cannot show."""
+    return "exact" if pca.get("exact") else fmt(pca[key])
+
+
 def missing(name: str) -> str:
     return f"*`{name}` has not been run yet: `python make_report.py --only {name}`.*\n"
 
@@ -97,18 +103,53 @@ def pca_words(m: dict) -> str:
     pca, rank = m.get("pca"), m.get("linear_rank")
     if not pca:
         return ""
-    verdict = ("below" if m["test_mse"] < pca["test_mse"] else "**above**")
-    text = (f"PCA with {pca['components']} components (the model's code size"
+    size = (f"PCA with {pca['components']} components (the model's code size"
             f"{'' if pca['components'] == pca['code_size'] else ', capped at the sequence length'}), "
-            f"fitted on the training split, scores {fmt(pca['test_mse'])} (original units "
-            f"{fmt(pca['test_mse_original'])}): the LSTM AE is {verdict} it "
-            f"({fmt(m['test_mse'] / pca['test_mse']) if pca['test_mse'] > 0 else '–'} × PCA's MSE).")
+            f"fitted on the training split,")
+    if pca.get("exact"):
+        text = (f"{size} reconstructs the test signals exactly (its error is float round-off): the "
+                f"LSTM AE is **above** it.")
+    else:
+        verdict = "below" if m["test_mse"] < pca["test_mse"] else "**above**"
+        text = (f"{size} scores {fmt(pca['test_mse'])} (original units "
+                f"{fmt(pca['test_mse_original'])}): the LSTM AE is {verdict} it "
+                f"({fmt(m['test_mse'] / pca['test_mse'])} × PCA's MSE).")
     if rank:
         text += (f" The training signals span a {rank['components']}-dimensional linear subspace "
                  f"(all but {rank['tolerance']:g} of their variance)"
                  + (": a code this large compresses nothing PCA cannot reproduce."
                     if m["z_size"] >= rank["components"] else "."))
     return text
+
+
+def clip_finding(grid: pd.DataFrame) -> str:
+    """What the grid's gradient-clip axis did: identical results with and without the clip mean
+    it never acted, which the largest gradient norm seen under the clip confirms."""
+    clips = sorted(grid["grad_clip"].unique())
+    if len(clips) < 2 or 0 not in clips:
+        return ""
+    pairs = grid.pivot_table(index=["hidden_size", "lr"], columns="grad_clip", values="best_val_loss")
+    same = bool((pairs.nunique(axis=1) == 1).all())
+    clipped = grid[grid["grad_clip"] > 0]
+    norm = (clipped["grad_norm_max"].max() if "grad_norm_max" in grid and clipped["grad_norm_max"].notna().any()
+            else None)
+    clip = min(c for c in clips if c > 0)
+    evidence = (f"the largest gradient norm of any step in the clipped trials was {fmt(norm)}"
+                + (f", below the clip of {clip:g}, so the clip never acted" if norm <= clip else
+                   f", above the clip of {clip:g} in some steps") if norm is not None else "")
+    if same:
+        return (f"**The gradient-clip axis changes nothing.** Every trial with clipping ends at "
+                f"exactly the validation MSE of the same trial without it"
+                + (f": {evidence}" if evidence else "") + ". Adam scales each step by its own "
+                "running gradient size, so these runs are stable without a clip; a clip that acts "
+                "would have to sit below the gradient norms these runs reach.")
+    better = pairs[clip] < pairs[0]
+    verdict = ("lowers the best validation MSE of every hidden size and learning rate" if better.all()
+               else "raises the best validation MSE of every hidden size and learning rate"
+               if not better.any() else "lowers the best validation MSE of some hidden sizes and "
+               "learning rates and raises it for others")
+    return (f"**Gradient clipping** at {clip:g} {verdict} (table above)"
+            + (f"; {evidence}" if evidence else "") + ".")
 
 
 def toy_section(out_dir: Path) -> str:
@@ -129,12 +170,19 @@ def toy_section(out_dir: Path) -> str:
     parts += ["", image(main, "examples.png", out_dir, "three synthetic sequences"), ""]
     if (main["dir"] / "grid.csv").exists():
         grid = pd.read_csv(main["dir"] / "grid.csv").sort_values(["grad_clip", "hidden_size", "lr"])
+        has_norms = "grad_norm_max" in grid
         parts += ["**Grid search** (validation MSE, normalised units; the mean predictor scores "
-                  f"{fmt(m['baseline_mse'])} on the test set):", "",
-                  table(["hidden", "learning rate", "grad clip", "best val MSE", "best epoch", "seconds"],
+                  f"{fmt(m['baseline_mse'])} on the test set"
+                  + ("; with a clip, the largest gradient norm of any training step before clipping "
+                     "and the share of steps the clip acted on" if has_norms else "") + "):", "",
+                  table(["hidden", "learning rate", "grad clip", "best val MSE", "best epoch", "seconds",
+                         *(["largest grad norm", "steps clipped"] if has_norms else [])],
                         [[int(r.hidden_size), f"{r.lr:g}", f"{r.grad_clip:g}", r.best_val_loss,
-                          int(r.best_epoch), r.seconds] for r in grid.itertuples()]),
+                          int(r.best_epoch), r.seconds,
+                          *([r.grad_norm_max, pct(r.clipped_fraction) if r.grad_clip else "–"]
+                            if has_norms else [])] for r in grid.itertuples()]),
                   "", image(main, "grid.png", out_dir, "grid search heat map"), ""]
+        parts += [clip_finding(grid), ""]
     bp = m["best_params"]
     parts.append(
         f"**Result.** The best trial (hidden {bp['hidden_size']}, lr {bp['lr']:g}, clip "
@@ -162,7 +210,7 @@ def toy_section(out_dir: Path) -> str:
         pca = rm.get("pca")
         rows.append([f"`{name}`", what, rm["config"]["signal"], rm["z_size"], rm["test_mse"],
                      rm["baseline_mse"], rm["relative_mse"],
-                     f"PCA-{pca['components']}: {fmt(pca['test_mse'])}" if pca else "–",
+                     f"PCA-{pca['components']}: {pca_mse(pca)}" if pca else "–",
                      rm["test_mse_original"], rm["baseline_mse_original"]])
     parts += ["**The \"it only predicts the average\" failure and its cures** (spec 001). Every row is "
               "a separate run; relative MSE = test MSE ÷ MSE of each sequence's own mean, so 1.0 means "
@@ -227,7 +275,7 @@ def mnist_section(out_dir: Path) -> str:
         f"{'-'.join(str(v) for v in base['dense_ae']['sizes'])} autoencoder trained for the same epochs. "
         f"Command: {command(run)}."), ""]
     def pca_cell(r):
-        return f"PCA-{r['pca']['components']}: {fmt(r['pca']['test_mse'])}" if "pca" in r else "–"
+        return f"PCA-{r['pca']['components']}: {pca_mse(r['pca'])}" if "pca" in r else "–"
 
     dense = base["dense_ae"]
     rows = [[f"{name} ({r['model'].get('hidden_size', r['model'].get('channels'))} "
@@ -251,10 +299,10 @@ def mnist_section(out_dir: Path) -> str:
             f"({'at or below' if mse_ok else 'above'} the dense AE"
             + (f"; but its code has {r['z_size']} numbers against the dense AE's "
                f"{dense.get('z_size', dense['sizes'][len(dense['sizes']) // 2])}, and PCA with "
-               f"{r['z_size']} components reconstructs better, at {fmt(r['pca']['test_mse'])}: the "
+               f"{r['z_size']} components reconstructs better, at {pca_mse(r['pca'])}: the "
                f"LSTM AE's MSE is {fmt(r['mse_vs_pca'])} × PCA's"
                if "pca" in r and r["mse_vs_pca"] > 1 else
-               f"; PCA with the same {r['z_size']}-number code: {fmt(r['pca']['test_mse'])}"
+               f"; PCA with the same {r['z_size']}-number code: {pca_mse(r['pca'])}"
                if "pca" in r else "")
             + "). The comparison at equal code size is in the code-size section below.")
     parts += ["", image(run, "digits.png", out_dir, "three test digits and their reconstructions"), "",
@@ -312,9 +360,12 @@ def snp500_section(out_dir: Path) -> str:
     z = rec.get("z_size")
     pca_sentence = (
         f"PCA with the model's code size ({z} numbers for windows of {m['config']['seq_len']} "
-        f"values{', capped at the window length: exact' if z and z >= m['config']['seq_len'] else ''}), "
-        f"fitted on the chosen fold's training windows, is the linear reference: the LSTM AE's MSE "
-        f"is {'below' if rt['mse'] < pca.get('test_mse', 0) else '**above**'} PCA's."
+        f"values{', capped at the window length' if z and z > m['config']['seq_len'] else ''}), "
+        f"fitted on the chosen fold's training windows, is the linear reference: "
+        + ("it reconstructs the test windows exactly (float round-off), so the LSTM AE is "
+           "**above** it; the code-size section compares them at codes smaller than a window."
+           if pca.get("exact") else
+           f"the LSTM AE's MSE is {'below' if rt['mse'] < pca['test_mse'] else '**above**'} PCA's.")
         if pca else "")
     parts = [title, "", (
         f"**Setup.** Daily `{'`, `'.join(d['features'])}` of {d['symbols']} symbols over {d['trading_days']} "
@@ -333,8 +384,9 @@ def snp500_section(out_dir: Path) -> str:
         f"Fold {rec['chosen_fold']} has the lowest validation MSE and is evaluated:", "",
         table(["test set", "windows", "MSE (normalised)", f"PCA-{pca_k}", "window's own mean",
                "relative", "MSE ($²)", f"PCA-{pca_k} ($²)", "window mean ($²)", "relative ($)"],
-              [[name, t["windows"], t["mse"], pca.get(f"test_mse{key}", "–"), t["mean_baseline_mse"],
-                t["relative_mse"], t["mse_dollars"], pca.get(f"test_mse{key}_dollars", "–"),
+              [[name, t["windows"], t["mse"], pca_mse(pca, f"test_mse{key}") if pca else "–",
+                t["mean_baseline_mse"], t["relative_mse"], t["mse_dollars"],
+                pca_mse(pca, f"test_mse{key}_dollars") if pca else "–",
                 t["mean_baseline_mse_dollars"], t["relative_mse_dollars"]]
                for name, t, key in (("out-of-time, all symbols", rt, ""),
                                     ("out-of-time, held-out symbols", rh, "_held_out_symbols"))
@@ -719,7 +771,7 @@ def autoencoders_section(out_dir: Path) -> str:
                 "vae": f"decoded μ; −ELBO {fmt(r.get('test_neg_elbo'))} nats/image",
                 "sparse": f"code mean activation {fmt(r.get('code_mean_activation'))}",
                 "compression": f"code mean activation {fmt(r.get('code_mean_activation'))}"}[kind]
-        rows.append([kind, r["test_mse"], f"PCA-{pca['components']}: {fmt(pca['test_mse'])}",
+        rows.append([kind, r["test_mse"], f"PCA-{pca['components']}: {pca_mse(pca)}",
                      fmt(r["mse_vs_pca"]), fmt(r["mse_vs_mean_image"]), note,
                      fmt(r["seconds_per_epoch"]), r["epochs_run"]])
     rows.append(["mean training image", base["mean_image"]["test_mse"], "–", "–", "1", "", "–", "–"])
@@ -945,6 +997,11 @@ LSTM_STYLE, DENSE_STYLE = {"color": "C0"}, {"color": "C1"}
 PCA_STYLE = {"color": "0.35"}
 
 
+def pca_point(pca: dict) -> float | None:
+    """A PCA error for the log-scale figure; None (drawn at the bottom edge) where it is exact."""
+    return None if pca.get("exact") else pca["test_mse"]
+
+
 def code_size_section(out_dir: Path) -> str:
     """Reconstruction vs code size: each LSTM AE beside PCA (and the dense AE) with the same k."""
     title = "## Reconstruction vs code size: every autoencoder beside PCA with the same code"
@@ -971,17 +1028,17 @@ def code_size_section(out_dir: Path) -> str:
             dense = [r["metrics"]["baselines"]["dense_ae"] for r in runs]
             curves = [("F_fc (LSTM AE)", ks, [x["test_mse"] for x in lstm], LSTM_STYLE),
                       ("dense AE 784-128-k", ks, [x["test_mse"] for x in dense], DENSE_STYLE),
-                      ("PCA-k", ks, [x["pca"]["test_mse"] for x in lstm], PCA_STYLE)]
+                      ("PCA-k", ks, [pca_point(x["pca"]) for x in lstm], PCA_STYLE)]
             label, units = "MNIST rows (28 steps of 28 pixels)", "test MSE (pixel values in [0, 1])"
             for k, x, d in zip(ks, lstm, dense):
-                rows.append([label, k, x["test_mse"], x["pca"]["test_mse"], fmt(x["mse_vs_pca"]),
+                rows.append([label, k, x["test_mse"], pca_mse(x["pca"]), fmt(x["mse_vs_pca"]),
                              d["test_mse"], pct(x["test_accuracy"])])
         else:
             recon = ([r["metrics"] for r in runs] if task == "toy"
                      else [r["metrics"]["reconstruction"] for r in runs])
             mse = [x["test_mse"] if task == "toy" else x["test"]["mse"] for x in recon]
             curves = [("LSTM AE", ks, mse, LSTM_STYLE),
-                      ("PCA-k", ks, [x["pca"]["test_mse"] for x in recon], PCA_STYLE)]
+                      ("PCA-k", ks, [pca_point(x["pca"]) for x in recon], PCA_STYLE)]
             if task == "toy":
                 signal = runs[0]["metrics"]["config"]["signal"]
                 label = f"toy `{signal}` signals"
@@ -990,8 +1047,9 @@ def code_size_section(out_dir: Path) -> str:
                 label, units = "S&P price windows", "test MSE (normalised units)"
             for k, x, e in zip(ks, recon, mse):
                 ratio = x.get("mse_vs_pca")          # toy runs store it; S&P: the verdict
-                rows.append([label, k, e, x["pca"]["test_mse"],
-                             fmt(ratio) if ratio else ("below" if e < x["pca"]["test_mse"] else "above"),
+                verdict = ("above (PCA exact)" if x["pca"].get("exact") else
+                           "below" if e < x["pca"]["test_mse"] else "above")
+                rows.append([label, k, e, pca_mse(x["pca"]), fmt(ratio) if ratio else verdict,
                              "–", "–"])
         panels.append({"title": label.replace("`", "'"), "ylabel": units, "curves": curves})
     figure_path = out_dir / "reconstruction_vs_code_size.png"

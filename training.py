@@ -275,6 +275,9 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
             model.train()
             sums: dict[str, float] = {}
             count = 0
+            # with clipping on, record how often it acts: a clip that never triggers is a grid
+            # axis that changes nothing, and the report says so with this evidence
+            grad_norm_max, clipped_steps = 0.0, 0
             step_bar = tqdm(train.batches(epoch), total=steps_per_epoch, desc=f"epoch {epoch}", leave=False,
                             dynamic_ncols=True, file=sys.stderr)
             for i, batch in enumerate(step_bar):
@@ -294,7 +297,9 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if settings.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+                    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip))
+                    grad_norm_max = max(grad_norm_max, grad_norm)
+                    clipped_steps += grad_norm > settings.grad_clip
                 optimizer.step()
                 n = len(batch[0])
                 count += n
@@ -311,6 +316,8 @@ def fit(model: nn.Module, step_fn: StepFn, train: Sequence[torch.Tensor] | Strea
             row = {"epoch": epoch}
             row.update({f"train_{k}": v / count for k, v in sums.items()})
             row.update({f"val_{k}": v for k, v in val_metrics.items()})
+            if settings.grad_clip > 0:
+                row.update({"grad_norm_max": grad_norm_max, "clipped_fraction": clipped_steps / (i + 1)})
             row.update({"lr": lr, "seconds": time.perf_counter() - t0})
             history.append(row)
             if val_metrics["loss"] < best_val:
@@ -415,10 +422,16 @@ def train_trial(params: dict, build: Callable[[dict], nn.Module], step_fn: StepF
     result = fit(model, step_fn, train, val, trial_settings, run_dir=run_dir,
                  identity={**identity, **params}, device=device, seed=seed, resume=resume,
                  desc=desc)
+    clipped = [row for row in result.history if "grad_norm_max" in row]   # only with a clip
     return {"trial": trial_name(params), **params, "best_val_loss": result.best_val_loss,
             "best_epoch": result.best_epoch, "epochs_run": len(result.history),
-            "seconds": round(result.seconds, 2), "config": config,
-            "interrupted": result.interrupted}
+            "seconds": round(result.seconds, 2),
+            # how much the clip acted: the largest gradient norm of any step (before clipping)
+            # and the share of steps it clipped (epochs have equal steps)
+            "grad_norm_max": max(r["grad_norm_max"] for r in clipped) if clipped else float("nan"),
+            "clipped_fraction": (sum(r["clipped_fraction"] for r in clipped) / len(clipped)
+                                 if clipped else float("nan")),
+            "config": config, "interrupted": result.interrupted}
 
 
 def run_grid(points: list[dict], build: Callable[[dict], nn.Module], step_fn: StepFn,

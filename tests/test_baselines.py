@@ -72,11 +72,14 @@ def test_pca_baseline_caps_the_code_at_the_data_and_scores_other_units():
     g = torch.Generator().manual_seed(2)
     basis = torch.randn(2, 8, generator=g)
     train, test = (torch.randn(n, 2, generator=g) @ basis for n in (30, 10))
-    assert pca_baseline(train, test, 1)["test_mse"] > 1e-3
+    lossy = pca_baseline(train, test, 1)
+    assert lossy["test_mse"] > 1e-3 and not lossy["exact"]
     exact = pca_baseline(train, test, 2, units={"doubled": lambda r: ((2 * r - 2 * test) ** 2).mean().item()})
     assert exact["components"] == 2 and exact["test_mse"] < 1e-12 and exact["test_mse_doubled"] < 1e-10
+    assert exact["exact"]
     capped = pca_baseline(train, test, 50)      # 50 numbers for 8 values: PCA-8, exact
-    assert capped == {"code_size": 50, "components": 8, "test_mse": pytest.approx(0, abs=1e-12)}
+    assert capped == {"code_size": 50, "components": 8, "test_mse": pytest.approx(0, abs=1e-12),
+                      "exact": True}
     several = pca_baselines(train, test, [1, 2, 50])
     assert several[1]["test_mse"] == pytest.approx(pca_baseline(train, test, 1)["test_mse"])
 

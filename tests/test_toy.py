@@ -151,6 +151,26 @@ def test_grid_file_keeps_an_all_digit_config_hash_as_text(tmp_path):
     assert (table["config"] == "012345678901").all() and (table["trial"] == "h4").all()
 
 
+def test_clipping_records_the_largest_gradient_norm_and_how_often_it_acts(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(32, 5, 1)
+
+    def step(model, batch):
+        return F.mse_loss(model(batch[0]).recon, batch[0]), {}
+
+    def train(clip):
+        settings = TrainSettings(epochs=2, batch_size=8, grad_clip=clip)
+        (tmp_path / str(clip)).mkdir()
+        return fit(LSTMAutoencoder(1, 4), step, [x], [x], settings, run_dir=tmp_path / str(clip),
+                   identity={}, device=torch.device("cpu")).history
+
+    tiny = train(1e-6)        # every step's gradient is larger than this
+    assert all(r["clipped_fraction"] == 1.0 and r["grad_norm_max"] > 1e-6 for r in tiny)
+    huge = train(1e6)         # and never this large
+    assert all(r["clipped_fraction"] == 0.0 and 0 < r["grad_norm_max"] < 1e6 for r in huge)
+    assert "grad_norm_max" not in train(0.0)[0]
+
+
 def test_nan_loss_stops_with_one_line_and_keeps_the_checkpoint(tmp_path):
     x = torch.rand(32, 5, 1)
     settings = TrainSettings(epochs=4, batch_size=8)
