@@ -106,7 +106,8 @@ def progress_callback(record, bar, out, errors):
             row["config"] = row["grid_config"]
             self.record({k: row[k] for k in ("trial", "hidden_size", "lr", "grad_clip",
                                              "best_val_loss", "best_epoch", "epochs_run",
-                                             "seconds", "config", "interrupted")})
+                                             "seconds", "grad_norm_max", "clipped_fraction",
+                                             "config", "interrupted")})
             self.bar.update(1)
             self.bar.write(f"grid {trial.config['trial']['number']}/{self.bar.total} "
                            f"{row['trial']}: best validation loss {row['best_val_loss']:.4g} "
@@ -160,7 +161,9 @@ def run_trials(pending: list[tuple[int, dict]], trial, record, backend, *, out_d
                 param_space={"trial": tune.grid_search([{"params": p, "number": n}
                                                          for n, p in pending]),
                              "started": started},
-                tune_config=tune.TuneConfig(max_concurrent_trials=parallel),
+                # reused actors keep torch and this project imported between trials: a fresh
+                # worker process per trial cost ~10 s of start-up, as much as a short trial
+                tune_config=tune.TuneConfig(max_concurrent_trials=parallel, reuse_actors=True),
                 run_config=tune.RunConfig(
                     name="grid", storage_path=str(out_dir / "ray_results"), verbose=0,
                     callbacks=[progress_callback(record, bar, out, errors)],
