@@ -91,6 +91,8 @@ def probability(text: str) -> float:
     return value
 
 
+INITS = ("orthogonal", "torch")   # --init values every LSTM model here supports
+
 MODEL_FLAGS = ("--input-size", "--hidden-size", "--num-layers", "--code-size", "--decoder",
                "--teacher-forcing", "--reverse", "--bidirectional", "--init")
 
@@ -99,17 +101,19 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
                   code_size: int | None = None, epochs: int | None, lr: float, grad_clip: float,
                   batch_size: int = 128, patience: int = 0, lr_schedule: str = "onecycle",
                   optimizer: str = "adam", model_flags: tuple[str, ...] = MODEL_FLAGS,
-                  grid: bool = True) -> argparse.ArgumentParser:
+                  inits: tuple[str, ...] = INITS, grid: bool = True) -> argparse.ArgumentParser:
     """Parent parser with the flags every script shares; defaults are the script's own.
 
     ``model_flags``: which of the LSTM autoencoder's model flags (``MODEL_FLAGS``) the script
     has; a script whose model is not an LSTM AE keeps only those that mean something for it
     (e.g. ``("--hidden-size", "--num-layers", "--init")``, or none) and adds its own.
     ``epochs=None`` leaves out ``--epochs`` (a script that counts steps); ``grid=False`` leaves
-    out --backend, --parallel and --ray-address (a script without grid search)."""
+    out --backend, --parallel and --ray-address (a script without grid search). ``inits``: the
+    --init choices the script's models support (``INITS``, plus "chrono" where the script builds
+    ``models.LSTMAutoencoder`` with its sequence length)."""
     p = Parser(add_help=False)
     if model_flags:
-        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers, code_size)
+        _autoencoder_flags(p, model_flags, input_size, hidden_size, num_layers, code_size, inits)
     add_training_flags(p, epochs=epochs, lr=lr, grad_clip=grad_clip, batch_size=batch_size,
                        patience=patience, lr_schedule=lr_schedule, optimizer=optimizer)
     add_run_flags(p, task, grid=grid)
@@ -117,7 +121,8 @@ def common_parser(task: str, *, input_size: int = 1, hidden_size: int = 64, num_
 
 
 def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...], input_size: int,
-                       hidden_size: int, num_layers: int, code_size: int | None) -> None:
+                       hidden_size: int, num_layers: int, code_size: int | None,
+                       inits: tuple[str, ...] = INITS) -> None:
     model = p.add_argument_group("model")
     unknown = set(model_flags) - set(MODEL_FLAGS)
     if unknown:
@@ -150,10 +155,13 @@ def _autoencoder_flags(p: argparse.ArgumentParser, model_flags: tuple[str, ...],
                    help="decode the sequence in reverse order (x_T first)")
     add_model_flag("--bidirectional", action="store_true",
                    help="bidirectional encoder: z = [forward h_T, backward h_1]")
-    add_model_flag("--init", choices=("orthogonal", "torch"), default="orthogonal",
-                   help="LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
-                        "bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
-                        "default uniform) (default orthogonal)")
+    chrono = ("; chrono: orthogonal, then the encoder's forget-gate biases log U(1, T-1) and "
+              "input-gate biases their negative, for memory over all T steps (Tallec & Ollivier "
+              "2018)" if "chrono" in inits else "")
+    add_model_flag("--init", choices=inits, default="orthogonal",
+                   help=f"LSTM initialisation: orthogonal (recurrent weights orthogonal, forget "
+                        f"bias 1; leaves the 'predict the mean' plateau) or torch (PyTorch's "
+                        f"default uniform){chrono} (default orthogonal)")
 
 
 def add_training_flags(p: argparse.ArgumentParser, *, epochs: int | None, lr: float,

@@ -4,7 +4,10 @@ Trains F_fc (``LSTMAutoencoder``, fully connected gates) and F_conv (``ConvLSTMA
 convolutional gates, Shi et al. 2015) to reconstruct each image from z = h_T and, from the
 decoder's last hidden state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
 Images are fed row by row (``--input-size 28``, 28 steps, the default) or pixel by pixel
-(``--input-size 1``, 784 steps; F_fc only); any divisor of 784 works for F_fc.
+(``--input-size 1``, 784 steps; F_fc only); any divisor of 784 works for F_fc. Pixel mode has
+its own defaults (``MODE_DEFAULTS``) for the flags the user does not set: over 784 steps the
+decoder is told which step it is at (``--decoder-input z+time``) and the encoder starts with
+memory spans up to 784 steps (``--init chrono``); row mode's defaults are the assignment's.
 Baselines trained and evaluated in the same run: the training-set mean image, a fully
 connected 784-128-32-128-784 autoencoder trained for the same epochs by the same loop (its code
 size follows ``--code-size``), and PCA fitted on the training images with each model's own code
@@ -31,13 +34,14 @@ import torch
 import torch.nn.functional as F
 
 from baselines import pca_baselines
-from cli import Parser, add_mnist_flags, common_parser, non_negative_float, positive_int, run, setup_runtime
+from cli import (INITS, Parser, add_mnist_flags, common_parser, non_negative_float, positive_int,
+                 run, setup_runtime)
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
 from errors import UsageError
 from hardware import machine_info
 from feedforward import DenseAutoencoder
-from models import (AutoencoderWithHead, ClassifierHead, ConvLSTMAutoencoder,
-                    LSTMAutoencoder, count_parameters)
+from models import (DECODER_INPUTS, STEP_ENCODINGS, AutoencoderWithHead, ClassifierHead,
+                    ConvLSTMAutoencoder, LSTMAutoencoder, count_parameters)
 from outputs import prepare_out_dir, write_json
 from plotting import plot_histories, plot_image_grid
 from training import (CHECKPOINT, GridBackend, TrainSettings, evaluate, fit, grid_points,
@@ -47,6 +51,23 @@ TASK = "mnist"
 SIDE, PIXELS = 28, 784
 DENSE_SIZES = (784, 128, 32)      # the code size follows --code-size
 NAMES = {"fc": "F_fc", "conv": "F_conv"}
+# Defaults of the flags whose good value depends on the mode: --input-size 1 ("pixel", 784
+# steps) or any other ("row"; 28 steps by default). A flag the user sets is never changed.
+# Pixel mode: the decoder cannot count 784 steps from a constant z, so it is told the step
+# (z+time); the encoder must carry the first pixels over 784 steps (chrono: forget-gate biases up
+# to log 783 instead of 1); a smaller, faster model with more, smaller steps (each step of 784
+# is costly, so more updates per image seen pay off).
+MODE_DEFAULTS = {
+    "row": dict(hidden_size=[256], batch_size=128, lr=[3e-3], init="orthogonal",
+                decoder_input="z"),
+    "pixel": dict(hidden_size=[64], batch_size=32, lr=[1e-2], init="chrono",
+                  decoder_input="z+time"),
+}
+
+
+def input_mode(input_size: int) -> str:
+    """The MODE_DEFAULTS row for an --input-size: "pixel" for 1, "row" for any other."""
+    return "pixel" if input_size == 1 else "row"
 
 
 def odd_int(text: str) -> int:
@@ -56,9 +77,32 @@ def odd_int(text: str) -> int:
     return value
 
 
+def _describe_mode_defaults(parser: argparse.ArgumentParser) -> None:
+    """Flags in MODE_DEFAULTS default to None (filled in by ``fill_mode_defaults`` after
+    parsing) and their help names both modes' defaults."""
+    def shown(value):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                        for v in (value if isinstance(value, list) else [value]))
+
+    row, pixel = MODE_DEFAULTS["row"], MODE_DEFAULTS["pixel"]
+    parser.set_defaults(**{flag: None for flag in row})
+    for action in parser._actions:
+        if action.dest in row:
+            described = (f"(default {shown(row[action.dest])}; with --input-size 1, pixel mode, "
+                         f"{shown(pixel[action.dest])})")
+            action.help = action.help.rsplit(" (default", 1)[0] + " " + described
+
+
+def fill_mode_defaults(args) -> None:
+    """Every MODE_DEFAULTS flag the user did not set takes its mode's default."""
+    for flag, value in MODE_DEFAULTS[input_mode(args.input_size)].items():
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+
+
 def parse_args(argv=None):
     common = common_parser(TASK, input_size=SIDE, hidden_size=256, epochs=10, lr=3e-3,
-                           grad_clip=1.0)
+                           grad_clip=1.0, inits=(*INITS, "chrono"))
     parser = Parser(description=__doc__.split("\n\n")[0], parents=[common])
     data = add_mnist_flags(parser)
     data.add_argument("--normalize", action="store_true",
@@ -80,8 +124,19 @@ def parse_args(argv=None):
     model.add_argument("--class-weight", type=non_negative_float, default=0.02,
                        help="weight of the cross-entropy term in loss = MSE + w·CE; larger "
                             "values starve the reconstruction (default 0.02)")
+    model.add_argument("--decoder-input", choices=DECODER_INPUTS,
+                       help="F_fc: what the decoder reads at every step: z (the assignment) or "
+                            "z+time (z and an encoding of the step index, so it knows where it "
+                            "is in a long sequence; never a copy of x) (default z)")
+    model.add_argument("--step-encoding", choices=STEP_ENCODINGS, default="sinusoid",
+                       help="--decoder-input z+time: sinusoid (16 fixed sin/cos features of the "
+                            "step index) or learned (a trained vector of 16 per step) "
+                            "(default sinusoid)")
     parser.set_defaults(reverse=True)
-    return parser.parse_args(argv)
+    _describe_mode_defaults(parser)
+    args = parser.parse_args(argv)
+    fill_mode_defaults(args)
+    return args
 
 
 def check_args(args) -> list[str]:
@@ -97,6 +152,15 @@ def check_args(args) -> list[str]:
     if "conv" in cells and args.decoder != "repeat":
         raise UsageError(f"--decoder {args.decoder}: F_conv has only the repeat decoder; use "
                          f"--cell fc")
+    if "conv" in cells and args.decoder_input != "z":
+        raise UsageError(f"--decoder-input {args.decoder_input}: F_conv's decoder reads z only; "
+                         f"use --cell fc")
+    if "conv" in cells and args.init == "chrono":
+        raise UsageError("--init chrono: F_conv has no chrono initialisation; use --cell fc, or "
+                         "--init orthogonal")
+    if args.init == "chrono" and PIXELS // args.input_size <= 2:
+        raise UsageError(f"--init chrono: needs more than 2 steps (--input-size {args.input_size} "
+                         f"gives {PIXELS // args.input_size})")
     return cells
 
 
@@ -176,7 +240,8 @@ def main(argv=None):
         ae = LSTMAutoencoder(m, params["hidden_size"], args.num_layers, decoder=args.decoder,
                              reverse=args.reverse, bidirectional=args.bidirectional,
                              teacher_forcing=args.teacher_forcing, init=args.init,
-                             code_size=args.code_size)
+                             code_size=args.code_size, decoder_input=args.decoder_input,
+                             step_encoding=args.step_encoding, seq_len=PIXELS // m)
         return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"]), source="decoder")
 
     def build_conv(params):                                   # hidden_size = channels here

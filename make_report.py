@@ -90,8 +90,7 @@ def experiments(quick: bool = False) -> list[Experiment]:
                    ["--train-size", "600", "--epochs", "1", "--hidden-size", "16", "--cell", "fc",
                     "--precision", "bf16"], data=True, bf16=True),
         Experiment("mnist/pixel", "lstm_ae_mnist.py",
-                   ["--input-size", "1", "--cell", "fc", "--hidden-size", "64", "--train-size", "6000",
-                    "--epochs", "3"],
+                   ["--input-size", "1", "--cell", "fc", "--epochs", "2"],   # pixel-mode defaults
                    ["--input-size", "1", "--cell", "fc", "--hidden-size", "8", "--train-size", "200",
                     "--epochs", "1"], data=True),
         Experiment("palindrome", "rnn_palindrome.py", ["--workers", "2"],

@@ -6,7 +6,9 @@
   (spec 001): an autoregressive decoder, a reversed target order, a bidirectional encoder, more
   layers, and a linear output for data outside [0, 1]. ``code_size`` puts a linear map between
   h_T and a k-number z, so the code size is chosen apart from the hidden size (to compare with PCA
-  and a dense autoencoder at the same k).
+  and a dense autoencoder at the same k). ``decoder_input="z+time"`` also feeds the decoder an
+  encoding of the step index (``StepEncoding``), so over long sequences (784 MNIST pixels) it knows
+  where it is without having to count steps in its own state.
 - ``ClassifierHead``: ỹ = U h̃_T, logits from the decoder's last hidden state (spec 000, §3.2).
 - ``PredictorHead``: ỹ_t for x_{t+1} from the encoder's hidden state h_t, so it sees x_1..x_t only
   (spec 000, §3.3).
@@ -19,10 +21,12 @@ The non-recurrent models (dense autoencoders, VAEs, GANs, the CNN digit judge) a
 
 Every model takes and returns batch-first tensors. Shape letters: B batch, T time steps,
 m values per step, H hidden size, D encoder directions, Z the size of z (D·H, or k with
-``code_size``).
+``code_size``), E the size of a step encoding (``StepEncoding``).
 
 References: Srivastava et al. 2015, "Unsupervised Learning of Video Representations using LSTMs"
-(reversed reconstruction target); Sutskever et al. 2014 (reversed order eases optimisation).
+(reversed reconstruction target); Sutskever et al. 2014 (reversed order eases optimisation);
+Vaswani et al. 2017, "Attention Is All You Need" (sinusoidal position encoding); Tallec & Ollivier
+2018, "Can recurrent neural networks warp time?" (chrono initialisation).
 """
 from __future__ import annotations
 
@@ -57,21 +61,40 @@ class LSTMAutoencoder(nn.Module):
             previous value instead of the model's own. Never used in evaluation mode.
         dropout: between stacked layers.
         init: "orthogonal" (default: orthogonal recurrent weights, Xavier input weights, forget
-            gate bias 1) or "torch" (PyTorch's uniform default). With PyTorch's default the
-            repeat-z AE sits on the "predict the mean" plateau for dozens of epochs; see
-            ``init_lstm_``.
+            gate bias 1), "chrono" (the same, then the encoder's gate biases set by
+            ``chrono_bias_`` with t_max = ``seq_len``, so it can remember over the whole sequence)
+            or "torch" (PyTorch's uniform default). With PyTorch's default the repeat-z AE sits on
+            the "predict the mean" plateau for dozens of epochs; see ``init_lstm_``.
         code_size: None (z = h_T, the assignment's definition, Z = D·H) or k: z = A h_T + a, a
             learned linear map to k numbers; the decoder then receives z (its input weights are
             the map from z back to what it reads). Only z reaches the decoder either way.
+        decoder_input: "z" (the assignment: the decoder reads z at every step) or "z+time": it
+            reads [z, e(s)], e(s) an encoding of the decoding step s = 0..T-1 (``StepEncoding``).
+            e depends on s alone, never on x, so z is still all the decoder learns of the input.
+        step_encoding: "z+time" only: "sinusoid" (fixed sin/cos features) or "learned" (a
+            trained vector per step; needs ``seq_len``).
+        step_encoding_size: E, numbers in e(s) (even for "sinusoid").
+        seq_len: T, the steps the model is built for; needed by ``init="chrono"`` (t_max) and
+            ``step_encoding="learned"`` (one vector per step), unused otherwise.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  decoder: str = "repeat", reverse: bool = False, bidirectional: bool = False,
                  output: str = "sigmoid", teacher_forcing: float = 0.0, dropout: float = 0.0,
-                 init: str = "orthogonal", code_size: int | None = None):
+                 init: str = "orthogonal", code_size: int | None = None,
+                 decoder_input: str = "z", step_encoding: str = "sinusoid",
+                 step_encoding_size: int = 16, seq_len: int | None = None):
         super().__init__()
         if code_size is not None and code_size < 1:
             raise ValueError(f"code_size must be a positive whole number, got {code_size}")
+        if decoder_input not in DECODER_INPUTS:
+            raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, "
+                             f"got {decoder_input!r}")
+        if init not in LSTM_AE_INITS:
+            raise ValueError(f"init must be one of {LSTM_AE_INITS}, got {init!r}")
+        uses_length = init == "chrono" or (decoder_input == "z+time" and step_encoding == "learned")
+        if uses_length and seq_len is None:
+            raise ValueError("init='chrono' and step_encoding='learned' need seq_len")
         if decoder not in ("repeat", "autoregressive"):
             raise ValueError(f"decoder must be 'repeat' or 'autoregressive', got {decoder!r}")
         if output not in ("sigmoid", "linear"):
@@ -80,34 +103,47 @@ class LSTMAutoencoder(nn.Module):
                            decoder=decoder, reverse=reverse, bidirectional=bidirectional,
                            output=output, teacher_forcing=teacher_forcing, dropout=dropout,
                            init=init, code_size=code_size)
+        # the newer options enter the config only when used, so a model built without them keeps
+        # the config it always had, and with it its checkpoints (--resume) and finished grid trials
+        if decoder_input != "z":
+            self.config.update(decoder_input=decoder_input, step_encoding=step_encoding,
+                               step_encoding_size=step_encoding_size)
+        if uses_length:
+            self.config["seq_len"] = seq_len
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.decoder_kind, self.reverse, self.bidirectional = decoder, reverse, bidirectional
         self.output_kind, self.teacher_forcing = output, teacher_forcing
         state_size = hidden_size * (2 if bidirectional else 1)
         self.to_code = nn.Linear(state_size, code_size) if code_size else None
         self.z_size = code_size or state_size
+        self.step_encoding = (StepEncoding(step_encoding, step_encoding_size, seq_len)
+                              if decoder_input == "z+time" else None)
+        # what the decoder reads besides its own previous output: z, or [z, e(s)]
+        decoder_in = self.z_size + (step_encoding_size if self.step_encoding is not None else 0)
         layer_dropout = dropout if num_layers > 1 else 0.0
 
         self.encoder = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True,
                                bidirectional=bidirectional, dropout=layer_dropout)
         if decoder == "repeat":
-            self.decoder = nn.LSTM(self.z_size, hidden_size, num_layers, batch_first=True,
+            self.decoder = nn.LSTM(decoder_in, hidden_size, num_layers, batch_first=True,
                                    dropout=layer_dropout)
         else:
             self.decoder_cells = nn.ModuleList(
-                nn.LSTMCell(input_size + self.z_size if layer == 0 else hidden_size, hidden_size)
+                nn.LSTMCell(input_size + decoder_in if layer == 0 else hidden_size, hidden_size)
                 for layer in range(num_layers))
             self.initial_state = nn.Linear(self.z_size, num_layers * hidden_size)
         self.readout = nn.Linear(hidden_size, input_size)  # U
-        if init == "orthogonal":
+        if init in ("orthogonal", "chrono"):
             init_lstm_(self)
             if self.to_code is not None:
                 # norm-preserving: with PyTorch's default (uniform ±1/√(D·H)) z starts ~10× smaller
                 # than h_T and the decoder, fed an almost constant input, sits on the mean
                 nn.init.orthogonal_(self.to_code.weight)
                 nn.init.zeros_(self.to_code.bias)
-        elif init != "torch":
-            raise ValueError(f"init must be 'orthogonal' or 'torch', got {init!r}")
+        if init == "chrono":
+            # the encoder must carry the first steps to h_T; the decoder is told where it is
+            # (z+time) or counts steps from z, and keeps the forget bias 1 of init_lstm_
+            chrono_bias_(self.encoder, seq_len)
 
     # -- encoder ---------------------------------------------------------------------------
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,6 +165,15 @@ class LSTMAutoencoder(nn.Module):
     def _activate(self, y: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(y) if self.output_kind == "sigmoid" else y
 
+    def _decoder_inputs(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        """z: (B, Z) → what the decoder reads at each step: (B, T, Z), or (B, T, Z + E) with
+        e(s) of the decoding step s appended (z+time). Nothing here depends on x but z."""
+        steps = z.unsqueeze(1).expand(-1, length, -1)         # (B, T, Z): same z every step
+        if self.step_encoding is None:
+            return steps
+        time = self.step_encoding(length, like=z)             # (T, E), the same for every input
+        return torch.cat([steps, time.unsqueeze(0).expand(z.shape[0], -1, -1)], dim=-1)
+
     def decode(self, z: torch.Tensor, length: int,
                targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """z: (B, Z) → (reconstruction (B, T, m) in input order, decoder hidden (B, T, H)).
@@ -136,7 +181,7 @@ class LSTMAutoencoder(nn.Module):
         ``targets`` (B, T, m), in input order, are used only for teacher forcing while training.
         """
         if self.decoder_kind == "repeat":
-            steps = z.unsqueeze(1).expand(-1, length, -1)     # (B, T, Z): same z every step
+            steps = self._decoder_inputs(z, length)           # (B, T, Z) or (B, T, Z + E)
             dec_hidden, _ = self.decoder(steps)               # (B, T, H)
             y = self._activate(self.readout(dec_hidden))      # (B, T, m)
         else:
@@ -153,9 +198,10 @@ class LSTMAutoencoder(nn.Module):
         if forcing and self.reverse:
             targets = targets.flip(1)                         # decoding order
         previous = z.new_zeros(batch, self.input_size)        # start token
+        step_inputs = self._decoder_inputs(z, length).unbind(1)   # T × (B, Z) or (B, Z + E)
         outputs, hiddens = [], []
         for t in range(length):
-            inp = torch.cat([previous, z], dim=-1)            # (B, m + Z)
+            inp = torch.cat([previous, step_inputs[t]], dim=-1)   # (B, m + Z) or (B, m + Z + E)
             for layer, cell in enumerate(self.decoder_cells):
                 h, c = cell(inp, state[layer])
                 state[layer] = (h, c)
@@ -201,6 +247,73 @@ def init_lstm_(module: nn.Module) -> None:
                 param.data.zero_()
                 if name.startswith("bias_ih"):
                     gates[1].fill_(1.0)  # PyTorch gate order: input, forget, cell, output
+
+
+DECODER_INPUTS = ("z", "z+time")
+STEP_ENCODINGS = ("sinusoid", "learned")
+LSTM_AE_INITS = ("orthogonal", "chrono", "torch")
+
+
+class StepEncoding(nn.Module):
+    """e(s): E numbers that say which step s = 0..T-1 a decoder is at; ``forward(T, like)`` →
+    (T, E). It reads only the step index (and ``like``'s dtype and device), never an input, so a
+    decoder fed [z, e(s)] still learns nothing of x but z.
+
+    - "sinusoid": fixed [sin(s ω_k), cos(s ω_k)], ω_k = 10000^(-2k/E), k = 0..E/2-1 (Vaswani et
+      al. 2017): periods from 2π steps to ~2π·10⁴, so neighbouring steps differ in the fast
+      features and far-apart ones in the slow ones; no parameters, any T.
+    - "learned": a trained vector per step (``nn.Embedding(max_steps, E)``), T ≤ ``max_steps``.
+    """
+
+    def __init__(self, kind: str = "sinusoid", size: int = 16, max_steps: int | None = None):
+        super().__init__()
+        if kind not in STEP_ENCODINGS:
+            raise ValueError(f"step_encoding must be one of {STEP_ENCODINGS}, got {kind!r}")
+        if size < 1 or (kind == "sinusoid" and size % 2):
+            raise ValueError(f"step_encoding_size must be positive (and even for sinusoid), "
+                             f"got {size}")
+        if kind == "learned" and not max_steps:
+            raise ValueError("a learned step encoding needs max_steps (the sequence length)")
+        self.kind, self.size, self.max_steps = kind, size, max_steps
+        self.table = nn.Embedding(max_steps, size) if kind == "learned" else None
+
+    def forward(self, length: int, like: torch.Tensor) -> torch.Tensor:
+        if self.table is not None:
+            if length > self.max_steps:
+                raise ValueError(f"learned step encoding has {self.max_steps} steps, "
+                                 f"asked for {length}")
+            return self.table.weight[:length].to(like.dtype)                   # (T, E)
+        step = torch.arange(length, device=like.device, dtype=torch.float32)   # (T,)
+        k = torch.arange(self.size // 2, device=like.device, dtype=torch.float32)
+        angle = step[:, None] * 10000.0 ** (-2 * k / self.size)                # (T, E/2)
+        return torch.cat([angle.sin(), angle.cos()], dim=-1).to(like.dtype)    # (T, E)
+
+
+@torch.no_grad()
+def chrono_bias_(lstm: nn.LSTM, t_max: int) -> None:
+    """Chrono initialisation (Tallec & Ollivier 2018, "Can recurrent neural networks warp
+    time?", ICLR): forget-gate bias b_f = log(u), u ~ U(1, t_max - 1) per unit, input-gate bias
+    b_i = -b_f. A unit then forgets at rate ~1/u at the start of training, so the units' memory
+    spans are spread over 1..t_max steps instead of all being ~2 steps (b_f = 1 gives σ(1) =
+    0.73 per step: 0.73^784 ≈ 10^-107 of the first pixel would reach h_T in pixel mode).
+
+    nn.LSTM adds two biases, b_ih + b_hh, gate order (i, f, g, o): the values go into b_ih and
+    b_hh's i and f slices are zeroed. Every layer and direction; the g and o biases are kept.
+    """
+    if t_max <= 2:
+        raise ValueError(f"chrono initialisation needs t_max > 2 (u ~ U(1, t_max - 1)), "
+                         f"got {t_max}")
+    hidden = lstm.hidden_size
+    for name, param in lstm.named_parameters():
+        if not name.startswith("bias_"):
+            continue
+        gates = param.view(4, hidden)                          # (4, H): i, f, g, o
+        if name.startswith("bias_ih"):
+            forget = torch.empty(hidden).uniform_(1, t_max - 1).log_().to(param)
+            gates[1].copy_(forget)
+            gates[0].copy_(-forget)
+        else:
+            gates[:2].zero_()
 
 
 class ClassifierHead(nn.Module):

@@ -332,12 +332,21 @@ def mnist_section(out_dir: Path) -> str:
     pixel = load_run(out_dir, "mnist/pixel")
     if pixel:
         pm = pixel["metrics"]
-        r = pm["F_fc"]
+        r, pc = pm["F_fc"], pm["config"]
+        decoder_input = pc.get("decoder_input", "z")      # runs before the flag fed z alone
+        steps_told = (f"z and a {pc.get('step_encoding', 'sinusoid')} encoding of the step index "
+                      f"(`--decoder-input z+time`)" if decoder_input == "z+time" else
+                      "z alone (`--decoder-input z`)")
         parts += [
             f"**Pixel by pixel** ({pm['data']['steps']} steps of one pixel, the assignment's original "
-            f"setting): one epoch over {pm['data']['n_train']:,} training images costs "
-            f"{fmt(r['seconds_per_epoch'])} s on this CPU; after {r['epochs_run']} epochs F_fc reaches "
-            f"{pct(r['test_accuracy'])} test accuracy and reconstruction MSE {fmt(r['test_mse'])} "
+            f"setting): F_fc with hidden size {r['model']['hidden_size']}, `--init {pc['init']}`, "
+            f"its decoder fed {steps_told} at every step, batch {pc['batch_size']}, peak learning "
+            f"rate {fmt(r['best_params'].get('lr', pc['lr'][0]))}. "
+            f"One epoch over {pm['data']['n_train']:,} training images costs "
+            f"{fmt(r['seconds_per_epoch'])} s on this CPU; after {r['epochs_run']} "
+            f"epoch{'' if r['epochs_run'] == 1 else 's'} F_fc reaches "
+            f"{pct(r['test_accuracy'])} test accuracy (chance: 10 %) and reconstruction MSE "
+            f"{fmt(r['test_mse'])} "
             f"(mean image {fmt(pm['baselines']['mean_image']['test_mse'])}, dense AE "
             f"{fmt(pm['baselines']['dense_ae']['test_mse'])} with the same images and epochs"
             + (f", PCA-{r['pca']['components']} {fmt(r['pca']['test_mse'])}" if "pca" in r else "")

@@ -261,6 +261,10 @@ def _run_cli(argv, capsys):
     (["--train-size", "-3"], "--train-size"),
     (["--cell", "conv", "--decoder", "autoregressive"], "--decoder"),
     (["--code-size", "0"], "--code-size"),
+    (["--decoder-input", "z+time"], "--decoder-input z+time"),      # --cell both: F_conv reads z only
+    (["--decoder-input", "time"], "--decoder-input"),
+    (["--init", "chrono"], "--init chrono"),                         # F_conv has no chrono init
+    (["--cell", "fc", "--input-size", "392", "--init", "chrono"], "--init chrono"),   # 2 steps
 ])
 def test_bad_flags_give_one_line_and_exit_2(argv, needle, tmp_path, capsys):
     code, err = _run_cli([*argv, "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")],

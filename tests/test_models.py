@@ -32,11 +32,18 @@ def test_shapes_and_gradients_of_every_option(options):
         assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
 
 
+# what the decoder reads besides z: nothing, or an encoding of the step index (fixed or learned)
+DECODER_INPUTS = [dict(), dict(decoder_input="z+time", step_encoding="sinusoid", step_encoding_size=4),
+                  dict(decoder_input="z+time", step_encoding="learned", step_encoding_size=4, seq_len=5)]
+DECODER_INPUT_IDS = ["z", "z+time-sinusoid", "z+time-learned"]
+
+
+@pytest.mark.parametrize("decoder_input", DECODER_INPUTS, ids=DECODER_INPUT_IDS)
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
-def test_only_z_reaches_the_decoder(options):
+def test_only_z_reaches_the_decoder(options, decoder_input):
     """forward(x) == decode(encode(x)) in eval mode: the decoder cannot copy its input."""
     torch.manual_seed(0)
-    model = LSTMAutoencoder(2, 6, teacher_forcing=1.0, **options).eval()
+    model = LSTMAutoencoder(2, 6, teacher_forcing=1.0, **options, **decoder_input).eval()
     x = torch.rand(3, 5, 2)
     recon, hidden = model.decode(model.encode(x), 5)
     out = model(x)
@@ -131,13 +138,14 @@ def test_dense_autoencoder_baseline_shapes():
     assert [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)] == [128, 32, 128, 784]
 
 
+@pytest.mark.parametrize("decoder_input", DECODER_INPUTS, ids=DECODER_INPUT_IDS)
 @pytest.mark.parametrize("options", [dict(), dict(decoder="autoregressive"), dict(bidirectional=True),
                                      dict(num_layers=2, reverse=True)],
                          ids=["repeat", "autoregressive", "bidirectional", "2-layers-reverse"])
-def test_code_size_is_all_the_decoder_receives(options):
+def test_code_size_is_all_the_decoder_receives(options, decoder_input):
     """--code-size k: z has k numbers, forward(x) == decode(encode(x)), and gradients reach the map."""
     torch.manual_seed(0)
-    model = LSTMAutoencoder(2, 6, code_size=3, **options)
+    model = LSTMAutoencoder(2, 6, code_size=3, **options, **decoder_input)
     x = torch.rand(4, 5, 2)
     out = model(x)
     assert out.z.shape == (4, 3) and model.z_size == 3 and model.config["code_size"] == 3
