@@ -21,7 +21,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 # the toy report grid (make_report.py's "toy" experiment)
-TOY_GRID = ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "1"]
+TOY_GRID = ["--hidden-size", "32", "64", "--lr", "3e-3", "1e-2", "--grad-clip", "0", "0.25"]
 
 
 def _run(args: list[str], out_dir: Path) -> tuple[float, pd.DataFrame]:
