@@ -97,3 +97,32 @@ def tiny_judge(mnist_root, tmp_path_factory):
     judge = load_or_train_judge(path, mnist_root, settings=TrainSettings(epochs=1, lr=3e-3),
                                 train_size=3000)
     return path, judge
+
+
+def overfit(model: torch.nn.Module, x: torch.Tensor, steps: int, lr: float = 1e-2) -> float:
+    """Train ``model`` to reconstruct the one batch ``x`` (Adam, one-cycle lr, clip 1) for
+    ``steps`` steps; returns the last step's MSE, for the overfit-one-batch tests."""
+    from training import learning_rate
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for step in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, steps, lr, "onecycle")
+        loss = torch.nn.functional.mse_loss(model(x).recon, x)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return loss.item()
+
+
+def assert_only_z_reaches_the_decoder(model: torch.nn.Module, x: torch.Tensor) -> None:
+    """The bottleneck: in evaluation mode forward(x) = decode(encode(x)), and an input with the
+    same code z gets the same reconstruction, to the bit."""
+    model.eval()
+    length = x.shape[1]
+    recon, hidden = model.decode(model.encode(x), length)
+    torch.testing.assert_close(model(x).recon, recon)
+    torch.testing.assert_close(model(x).dec_hidden, hidden)
+    z = model.encode(x)
+    assert torch.equal(model.decode(z, length)[0], model.decode(z.clone(), length)[0])

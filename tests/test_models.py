@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training import learning_rate
+from conftest import assert_only_z_reaches_the_decoder, overfit
 from feedforward import DenseAutoencoder
 from models import AutoencoderWithHead, ClassifierHead, LSTMAutoencoder, PredictorHead
 
@@ -93,17 +93,8 @@ def test_overfits_one_batch_far_below_the_mean(options):
     x = torch.rand(8, 10, 1)
     x = 0.5 + (x - x.mean(1, keepdim=True)) / (2 * (x - x.mean(1, keepdim=True)).abs().amax(1, keepdim=True))
     baseline = F.mse_loss(x, torch.full_like(x, 0.5)).item()
-    model = LSTMAutoencoder(1, 32, **options)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for step in range(500):
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, 500, 1e-2, "onecycle")
-        loss = F.mse_loss(model(x).recon, x)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    assert loss.item() < 0.1 * baseline, (loss.item(), baseline)
+    loss = overfit(LSTMAutoencoder(1, 32, **options), x, steps=500)
+    assert loss < 0.1 * baseline, (loss, baseline)
 
 
 def test_classifier_head_reads_the_decoders_last_hidden_state():
@@ -151,13 +142,7 @@ def test_code_size_is_all_the_decoder_receives(options, decoder_input):
     assert out.z.shape == (4, 3) and model.z_size == 3 and model.config["code_size"] == 3
     F.mse_loss(out.recon, x).backward()
     assert model.to_code.weight.grad.abs().sum() > 0
-    model.eval()
-    recon, hidden = model.decode(model.encode(x), 5)
-    torch.testing.assert_close(model(x).recon, recon)
-    torch.testing.assert_close(model(x).dec_hidden, hidden)
-    # two inputs with the same code get the same reconstruction: nothing else reaches the decoder
-    z = model.encode(x)
-    assert torch.equal(model.decode(z, 5)[0], model.decode(z.clone(), 5)[0])
+    assert_only_z_reaches_the_decoder(model, x)
 
 
 def test_code_size_must_be_positive():

@@ -13,7 +13,7 @@ from torch import nn
 
 import lstm_ae_mnist
 from models import LSTMAutoencoder, StepEncoding, chrono_bias_
-from training import learning_rate
+from conftest import assert_only_z_reaches_the_decoder, overfit
 
 
 @pytest.fixture(autouse=True)
@@ -114,13 +114,7 @@ def test_time_encoding_cannot_leak_the_input(step_encoding, code_size, options):
     F.mse_loss(out.recon, x).backward()
     if step_encoding == "learned":
         assert model.step_encoding.table.weight.grad.abs().sum() > 0
-    model.eval()
-    recon, hidden = model.decode(model.encode(x), 12)
-    torch.testing.assert_close(model(x).recon, recon)
-    torch.testing.assert_close(model(x).dec_hidden, hidden)
-    # another input forced to the same code: the same reconstruction, to the bit
-    z = model.encode(x)
-    assert torch.equal(model.decode(z, 12)[0], model.decode(z.clone(), 12)[0])
+    assert_only_z_reaches_the_decoder(model, x)
     first_layer = model.decoder if model.decoder_kind == "repeat" else model.decoder_cells[0]
     extra = 0 if model.decoder_kind == "repeat" else 1            # previous output x̃_{t-1}
     assert first_layer.input_size == model.z_size + 4 + extra
@@ -158,17 +152,8 @@ def test_z_plus_time_overfits_a_pixel_like_batch_far_below_the_mean():
     baseline = F.mse_loss(x.mean(0, keepdim=True).expand_as(x), x).item()
     model = LSTMAutoencoder(1, 32, reverse=True, decoder_input="z+time", init="chrono",
                             seq_len=x.shape[1])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    steps = 1500
-    for step in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, steps, 1e-2, "onecycle")
-        loss = F.mse_loss(model(x).recon, x)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-    assert loss.item() < 0.3 * baseline, (loss.item(), baseline)
+    loss = overfit(model, x, steps=1500)
+    assert loss < 0.3 * baseline, (loss, baseline)
 
 
 # ---------------------------------------------------------------------------------------------
