@@ -13,7 +13,8 @@ from torch import nn
 
 import lstm_ae_mnist
 from models import LSTMAutoencoder, StepEncoding, chrono_bias_
-from conftest import assert_only_z_reaches_the_decoder, overfit
+from cli import run
+from conftest import BF16_WORKS, assert_only_z_reaches_the_decoder, overfit
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +194,28 @@ def test_pixel_mode_end_to_end_writes_its_outputs_and_defaults(mnist_root, tmp_p
     assert model["hidden_size"] == 64 and model["init"] == "chrono" and model["seq_len"] == 784
     assert model["decoder_input"] == "z+time" and metrics["data"]["steps"] == 784
     assert 0.0 <= metrics["F_fc"]["test_accuracy"] <= 1.0 and metrics["data"]["n_train"] == 64
+
+
+def test_pixel_model_under_bf16_autocast_where_the_probe_says_yes(tmp_path, capsys):
+    """The new paths (step encoding concatenated to z, chrono biases) train under bf16 autocast
+    where this CPU's probe says bf16 works; where it says no, the real probe's refusal."""
+    if not BF16_WORKS:
+        test_pixel_mode_bf16_refused_in_one_line_where_the_probe_says_no(None, tmp_path, capsys)
+        return
+    torch.manual_seed(0)
+    model = LSTMAutoencoder(1, 8, reverse=True, decoder_input="z+time", init="chrono", seq_len=20)
+    x = torch.rand(4, 20, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.mse_loss(model(x).recon.float(), x)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters()
+               if p.requires_grad)
+
+
+def test_pixel_mode_bf16_refused_in_one_line_where_the_probe_says_no(no_bf16, tmp_path, capsys):
+    code = run(lstm_ae_mnist.main, ["--input-size", "1", "--cell", "fc", "--precision", "bf16",
+                                    "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--precision" in err
+    assert not (tmp_path / "o").exists()
