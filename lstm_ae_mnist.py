@@ -1,10 +1,11 @@
 """LSTM autoencoders on MNIST: reconstruction and classification (spec 000, §3.2).
 
 Trains F_fc (``LSTMAutoencoder``, fully connected gates) and F_conv (``ConvLSTMAutoencoder``,
-convolutional gates, Shi et al. 2015) to reconstruct each image from z = h_T and, from the
-decoder's last hidden state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
+convolutional gates, Shi et al. 2015; by default its encoder reads the rows both ways,
+``--conv-encoder``) to reconstruct each image from z = h_T and, from the decoder's last hidden
+state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
 Images are fed row by row (``--input-size 28``, 28 steps, the default) or pixel by pixel
-(``--input-size 1``, 784 steps; F_fc only); any divisor of 784 works for F_fc. Pixel mode has
+(``--input-size 1``, 784 steps; F_fc only, the default there); any divisor of 784 works for F_fc. Pixel mode has
 its own defaults (``MODE_DEFAULTS``) for the flags the user does not set: over 784 steps the
 decoder is told which step it is at (``--decoder-input z+time``) and the encoder starts with
 memory spans up to 784 steps (``--init chrono``); row mode's defaults are the assignment's.
@@ -21,7 +22,7 @@ Writes to ``--out-dir`` (default report/mnist/): digits.png, loss.png, accuracy.
 metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.pt.
 
     python lstm_ae_mnist.py --data-dir ../shared/data                  # default: both cells
-    python lstm_ae_mnist.py --cell fc --input-size 1 --train-size 2000 --epochs 1   # pixels
+    python lstm_ae_mnist.py --input-size 1 --train-size 2000 --epochs 1   # pixels (F_fc)
 """
 from __future__ import annotations
 
@@ -57,10 +58,11 @@ NAMES = {"fc": "F_fc", "conv": "F_conv"}
 # (z+time); the encoder must carry the first pixels over 784 steps (chrono: forget-gate biases up
 # to log 783 instead of 1); a smaller, faster model with more, smaller steps (each step of 784
 # is costly, so more updates per image seen pay off).
+# F_conv needs at least 2 values per step, so pixel mode trains F_fc alone.
 MODE_DEFAULTS = {
-    "row": dict(hidden_size=[256], batch_size=128, lr=[3e-3], init="orthogonal",
+    "row": dict(cell="both", hidden_size=[256], batch_size=128, lr=[3e-3], init="orthogonal",
                 decoder_input="z"),
-    "pixel": dict(hidden_size=[64], batch_size=32, lr=[1e-2], init="chrono",
+    "pixel": dict(cell="fc", hidden_size=[64], batch_size=32, lr=[1e-2], init="chrono",
                   decoder_input="z+time"),
 }
 
@@ -113,11 +115,16 @@ def parse_args(argv=None):
                        help="fc: LSTM with fully connected gates (F_fc); conv: convolutional LSTM "
                             "(F_conv); both: train both with the same settings and split "
                             "(default both)")
-    model.add_argument("--conv-channels", type=positive_int, default=16,
-                       help="F_conv: channels of the hidden maps; z is channels × input size "
-                            "(default 16)")
-    model.add_argument("--kernel-size", type=odd_int, default=5,
-                       help="F_conv: odd 1-D convolution width along the row (default 5)")
+    model.add_argument("--conv-encoder", choices=("bidirectional", "forward"), default="bidirectional",
+                       help="F_conv's encoder: bidirectional (a second ConvLSTM reads the rows "
+                            "bottom to top and z = both final maps, so no row has to be carried "
+                            "across the whole image; chosen on validation, see README) or forward "
+                            "(one ConvLSTM, top to bottom, as F_fc's) (default bidirectional)")
+    model.add_argument("--conv-channels", type=positive_int, default=14,
+                       help="F_conv: channels of the hidden maps; z is channels × input size, "
+                            "twice that with the bidirectional encoder (default 14)")
+    model.add_argument("--kernel-size", type=odd_int, default=3,
+                       help="F_conv: odd 1-D convolution width along the row (default 3)")
     model.add_argument("--no-reverse", dest="reverse", action="store_false",
                        help="decode the top row first; by default MNIST is decoded bottom row "
                             "first (--reverse is on here)")
@@ -133,6 +140,10 @@ def parse_args(argv=None):
                             "step index) or learned (a trained vector of 16 per step) "
                             "(default sinusoid)")
     parser.set_defaults(reverse=True)
+    for action in parser._actions:                     # the shared flag applies to F_fc here
+        if action.dest == "bidirectional":
+            action.help = ("F_fc: bidirectional encoder, z = [forward h_T, backward h_1] "
+                           "(F_conv: --conv-encoder)")
     _describe_mode_defaults(parser)
     args = parser.parse_args(argv)
     fill_mode_defaults(args)
@@ -246,7 +257,8 @@ def main(argv=None):
 
     def build_conv(params):                                   # hidden_size = channels here
         ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
-                                 reverse=args.reverse, bidirectional=args.bidirectional,
+                                 reverse=args.reverse,
+                                 bidirectional=args.conv_encoder == "bidirectional",
                                  init=args.init, code_size=args.code_size)
         return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
 

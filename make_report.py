@@ -37,6 +37,17 @@ ROOT = Path(__file__).resolve().parent
 CODE_SIZES = {"toy": (4, 8, 16, 32), "mnist": (8, 16, 32, 64, 128), "snp500": (4, 8, 16, 32)}
 MNIST_SWEEP = ("--train-size", "20000", "--epochs", "6")   # a third of the default run's steps
 SNP_SWEEP = ("--folds", "2", "--pred-epochs", "1")           # the sweep compares reconstructions
+# F_fc vs F_conv at equal compute (the report's frontier section): more sizes of each architecture
+# at the MNIST section's budget (all training images, 10 epochs); the "mnist" run itself gives F_fc
+# with 256 hidden units and the default F_conv (14 channels, kernel 3, bidirectional encoder)
+FRONTIER = {
+    "fc-32": ["--cell", "fc", "--hidden-size", "32"],
+    "fc-64": ["--cell", "fc", "--hidden-size", "64"],
+    "fc-128": ["--cell", "fc", "--hidden-size", "128"],
+    "conv-8-k3": ["--cell", "conv", "--conv-channels", "8"],
+    "conv-14-k5": ["--cell", "conv", "--kernel-size", "5"],
+    "conv-14-k3-forward": ["--cell", "conv", "--conv-encoder", "forward"],   # the design ablation
+}
 
 
 @dataclass
@@ -52,7 +63,7 @@ class Experiment:
 
 def experiments(quick: bool = False) -> list[Experiment]:
     """Every experiment of the report, in order; ``quick`` keeps two points of each code-size
-    sweep (the pipeline is the same at every point)."""
+    sweep and of the F_fc vs F_conv frontier (the pipeline is the same at every point)."""
     sizes = {task: ks[:2] if quick else ks for task, ks in CODE_SIZES.items()}
     tiny_toy = ["--n-seqs", "200", "--epochs", "2", "--hidden-size", "8"]
     tiny_snp = ["--symbols", "AMZN", "GOOGL", "AAPL", "MSFT", "IBM", "ORCL", "INTC", "CSCO",
@@ -90,9 +101,12 @@ def experiments(quick: bool = False) -> list[Experiment]:
                    ["--train-size", "600", "--epochs", "1", "--hidden-size", "16", "--cell", "fc",
                     "--precision", "bf16"], data=True, bf16=True),
         Experiment("mnist/pixel", "lstm_ae_mnist.py",
-                   ["--input-size", "1", "--cell", "fc", "--epochs", "2"],   # pixel-mode defaults
-                   ["--input-size", "1", "--cell", "fc", "--hidden-size", "8", "--train-size", "200",
+                   ["--input-size", "1", "--epochs", "2"],                   # pixel-mode defaults
+                   ["--input-size", "1", "--hidden-size", "8", "--train-size", "200",
                     "--epochs", "1"], data=True),
+        *[Experiment(f"mnist/frontier/{name}", "lstm_ae_mnist.py", flags,
+                     [*flags, "--train-size", "600", "--epochs", "1"], data=True)
+          for name, flags in FRONTIER.items() if not quick or name in ("fc-32", "conv-8-k3")],
         Experiment("palindrome", "rnn_palindrome.py", ["--workers", "2"],
                    ["--length", "5", "8", "--seeds", "2", "--steps", "100", "--eval-every", "50",
                     "--hidden-size", "16", "--val-size", "200", "--test-size", "500"]),

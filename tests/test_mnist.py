@@ -209,7 +209,7 @@ def test_script_end_to_end_both_cells(mnist_root, tmp_path):
     assert 0.05 < metrics["baselines"]["mean_image"]["test_mse"] < 0.08
     assert metrics["baselines"]["dense_ae"]["sizes"] == [784, 128, 32, 128, 784]
     # PCA with each model's code size, fitted on the training images: z = h_T (8 hidden in TINY)
-    # for F_fc, 2 channels × 28 = 56 for F_conv, 32 for the dense AE
+    # for F_fc, 2 × 2 channels × 28 = 112 for F_conv (both encoders' maps), 32 for the dense AE
     for arch in ("F_fc", "F_conv"):
         pca = metrics[arch]["pca"]
         assert pca["code_size"] == metrics[arch]["z_size"] == pca["components"]
@@ -217,9 +217,30 @@ def test_script_end_to_end_both_cells(mnist_root, tmp_path):
     dense_pca = metrics["baselines"]["dense_ae"]["pca"]["test_mse"]
     assert dense_pca < metrics["baselines"]["mean_image"]["test_mse"]
     assert metrics["F_conv"]["pca"]["test_mse"] < dense_pca < metrics["F_fc"]["pca"]["test_mse"]
+    assert metrics["F_conv"]["z_size"] == 2 * 2 * 28 and metrics["F_conv"]["model"]["bidirectional"]
+    assert not metrics["F_fc"]["model"]["bidirectional"]
     assert metrics["baselines"]["dense_ae"]["epochs_run"] == 1
     assert metrics["config"]["cell"] == "both" and metrics["data"]["n_train"] == 256
     assert metrics["data"]["n_val"] == 6_000 and metrics["data"]["n_test"] == 10_000
+
+
+@pytest.mark.parametrize("argv, fc_bidirectional, conv_bidirectional", [
+    ([], False, True),                                  # F_conv's default encoder reads both ways
+    (["--bidirectional", "--conv-encoder", "forward"], True, False),   # --bidirectional is F_fc's
+])
+def test_each_cell_has_its_own_encoder_direction(argv, fc_bidirectional, conv_bidirectional,
+                                                 mnist_root, tmp_path, monkeypatch):
+    built = {}
+    for name, cls in (("fc", lstm_ae_mnist.LSTMAutoencoder), ("conv", lstm_ae_mnist.ConvLSTMAutoencoder)):
+        def capture(*args, _cls=cls, _name=name, **kwargs):
+            built[_name] = kwargs["bidirectional"]
+            return _cls(*args, **kwargs)
+        monkeypatch.setattr(lstm_ae_mnist, cls.__name__, capture)
+    lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(tmp_path / "o"),
+                        *argv, *TINY])
+    assert built == {"fc": fc_bidirectional, "conv": conv_bidirectional}
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["F_conv"]["z_size"] == (2 if conv_bidirectional else 1) * 2 * 28
 
 
 def test_code_size_sizes_the_lstm_and_the_dense_baseline(mnist_root, tmp_path):

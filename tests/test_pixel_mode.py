@@ -163,13 +163,14 @@ def test_z_plus_time_overfits_a_pixel_like_batch_far_below_the_mean():
 def test_row_mode_defaults_are_unchanged():
     args = lstm_ae_mnist.parse_args([])
     assert (args.input_size, args.hidden_size, args.batch_size, args.lr, args.init,
-            args.decoder_input) == (28, [256], 128, [3e-3], "orthogonal", "z")
+            args.decoder_input, args.cell) == (28, [256], 128, [3e-3], "orthogonal", "z", "both")
 
 
 def test_pixel_mode_defaults_fill_only_the_flags_not_given():
     args = lstm_ae_mnist.parse_args(["--input-size", "1"])
     assert (args.hidden_size, args.batch_size, args.lr, args.init, args.decoder_input) == \
         ([64], 32, [1e-2], "chrono", "z+time")
+    assert args.cell == "fc"            # F_conv cannot convolve one pixel: pixel mode is F_fc's
     args = lstm_ae_mnist.parse_args(["--input-size", "1", "--hidden-size", "8", "--init",
                                      "orthogonal", "--decoder-input", "z"])
     assert (args.hidden_size, args.batch_size, args.lr, args.init, args.decoder_input) == \
@@ -182,7 +183,7 @@ def test_pixel_mode_defaults_fill_only_the_flags_not_given():
 def test_pixel_mode_end_to_end_writes_its_outputs_and_defaults(mnist_root, tmp_path):
     out = tmp_path / "pixel"
     lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--input-size", "1",
-                        "--cell", "fc", "--train-size", "64", "--epochs", "1", "--threads", "1"])
+                        "--train-size", "64", "--epochs", "1", "--threads", "1"])
     for name in ("digits.png", "loss.png", "accuracy.png", "metrics.json", "fc/history.csv",
                  "dense/history.csv"):
         assert (out / name).stat().st_size > 0, name
@@ -193,6 +194,7 @@ def test_pixel_mode_end_to_end_writes_its_outputs_and_defaults(mnist_root, tmp_p
         ([64], 32, [1e-2], "chrono", "z+time", "sinusoid")
     assert model["hidden_size"] == 64 and model["init"] == "chrono" and model["seq_len"] == 784
     assert model["decoder_input"] == "z+time" and metrics["data"]["steps"] == 784
+    assert config["cell"] == "fc" and "F_conv" not in metrics
     assert 0.0 <= metrics["F_fc"]["test_accuracy"] <= 1.0 and metrics["data"]["n_train"] == 64
 
 
