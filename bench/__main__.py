@@ -11,7 +11,8 @@ fraction of the matmul peak (see bench/benchmark.py for how each is measured), a
 what bounds the rows that miss them. ``--time-to-accuracy`` trains row-mode MNIST F_fc until 98 %
 test accuracy once per ``--hidden-size`` (128 and the script's 256) and ``--precision``.
 ``--tsne`` times tsne.py beside scikit-learn's exact t-SNE and against the number of images
-(bench/tsne.py).
+(bench/tsne.py). ``--pixel-study`` times the pixel-mode default model against larger batches,
+bf16 autocast and torch.compile (bench/pixel.py).
 
     python -m bench --quick                       # under a minute, smaller batch and pixel mode
     python -m bench --threads 2 --device cpu --time-to-accuracy --json report/performance.json \\
@@ -20,6 +21,8 @@ test accuracy once per ``--hidden-size`` (128 and the script's 256) and ``--prec
         --hidden-size 128                           # one time-to-accuracy run
     python -m bench --tsne --no-table --threads 2 --json report/tsne-performance.json \\
         --markdown report/tsne-performance.md      # t-SNE vs scikit-learn, and its scaling
+    python -m bench --pixel-study --no-table --threads 2 --json report/pixel-speed.json \\
+        --markdown report/pixel-speed.md           # pixel mode: batch, bf16, torch.compile
 """
 from __future__ import annotations
 
@@ -126,6 +129,17 @@ def parse_args(argv=None):
     ts.add_argument("--tsne-sklearn-iterations", type=positive_int, default=250,
                     help="iterations of both in the comparison (scikit-learn's minimum is 250; "
                          "default 250)")
+
+    px = parser.add_argument_group("pixel-mode speed (bench/pixel.py)")
+    px.add_argument("--pixel-study", action="store_true",
+                    help="also time one training step of lstm_ae_mnist.py's pixel-mode default "
+                         "model (--input-size 1) against larger batches, bf16 autocast and "
+                         "torch.compile, round-robin in this process")
+    px.add_argument("--pixel-batches", type=positive_int, nargs="+", default=[64, 128, 256],
+                    metavar="B", help="--pixel-study: the larger batches (default 64 128 256)")
+    px.add_argument("--pixel-rounds", type=positive_int, default=3,
+                    help="--pixel-study: round-robin rounds of --repeats steps per variant "
+                         "(default 3)")
 
     out = parser.add_argument_group("run and outputs")
     out.add_argument("--device", default="auto",
@@ -288,6 +302,18 @@ def main(argv=None):
             log=lambda text: print(text, file=sys.stderr, flush=True))
         print()
         print(result["tsne"]["table"])
+
+    if args.pixel_study:
+        from bench.pixel import run_pixel_study
+        device = resolve_device("auto" if args.device == "auto" else args.device)
+        result["pixel_study"] = run_pixel_study(
+            device, batches=args.pixel_batches, rounds=args.pixel_rounds,
+            steps=3 if quick else args.repeats // 3 or 1, warmup=args.warmup, seed=args.seed,
+            log=lambda text: print(text, file=sys.stderr, flush=True))
+        print()
+        print(result["pixel_study"]["table"])
+        for line in result["pixel_study"]["findings"]:
+            print(f"- {line}")
 
     print()
     for line in benchmark.targets(result["rows"], result.get("time_to_accuracy"),

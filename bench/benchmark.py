@@ -653,6 +653,16 @@ def markdown_report(result: dict) -> str:
     if result.get("tsne"):
         lines += ["", "## t-SNE (bench/tsne.py)", "", result["tsne"]["table"], ""]
         lines += [f"- {t}" for t in result["tsne"]["targets"]]
+    if result.get("pixel_study"):
+        study = result["pixel_study"]
+        lines += ["", "## Pixel mode: batch, bf16, torch.compile (bench/pixel.py)", "",
+                  f"One training step of `lstm_ae_mnist.py --input-size 1`'s default model "
+                  f"(hidden {study['model']['hidden_size']}, decoder input "
+                  f"{study['model']['decoder_input']}, init {study['model']['init']}, 784 steps); "
+                  f"median of {study['rounds']} round-robin rounds of {study['steps']} steps per "
+                  f"variant after {study['warmup']} warm-up steps, all in one process.", "",
+                  study["table"], ""]
+        lines += [f"- {t}" for t in study["findings"]]
     if result.get("profiles"):
         lines += ["", "## Where the time goes", "",
                   "torch.profiler, one training step after two warm-up steps (self CPU time: "

@@ -263,3 +263,27 @@ def test_tsne_rows_and_targets(mnist_root, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "scikit-learn TSNE(method='exact')" in printed and "target ≥ 10×" in printed
     assert "## t-SNE" in out_md.read_text()
+
+
+def test_pixel_study_times_the_script_model_and_leaves_out_bf16_with_its_reason(monkeypatch):
+    """bench/pixel.py: the model is the pixel-mode default as lstm_ae_mnist.py builds it; every
+    variant gets a row (or a left-out line with the probe's reason), the default's gain is 1."""
+    from bench import pixel
+
+    args = pixel.pixel_defaults()
+    model = pixel.build_pixel_model(args).autoencoder
+    assert (model.config["hidden_size"], model.config["decoder_input"], model.config["init"],
+            model.config["seq_len"], args.batch_size) == (64, "z+time", "chrono", 784, 32)
+    monkeypatch.setattr(pixel, "bf16_unsupported_reason", lambda device: "no bf16 here (test)")
+    result = pixel.run_pixel_study(torch.device("cpu"), batches=(64,), rounds=2, steps=1,
+                                   warmup=1, compile_=False, extra=["--hidden-size", "4"],
+                                   log=lambda text: None)
+    rows = {r["variant"]: r for r in result["rows"]}
+    assert list(rows) == ["eager fp32, batch 32 (the default)", "eager fp32, batch 64"]
+    assert rows["eager fp32, batch 32 (the default)"]["gain"] == 1.0
+    for r in rows.values():
+        assert len(r["step_seconds"]) == 2 and r["ms_per_step"] > 0
+        assert r["images_per_second"] == pytest.approx(r["batch"] / (r["ms_per_step"] / 1e3))
+    assert [x["reason"] for x in result["left_out"]] == ["no bf16 here (test)"] * 2
+    assert "left out: no bf16 here (test)" in result["table"]
+    assert any(line.startswith("larger batch") for line in result["findings"])
