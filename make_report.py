@@ -47,6 +47,8 @@ FRONTIER = {
     "conv-8-k3": ["--cell", "conv", "--conv-channels", "8"],
     "conv-14-k5": ["--cell", "conv", "--kernel-size", "5"],
     "conv-14-k3-forward": ["--cell", "conv", "--conv-encoder", "forward"],   # the design ablation
+    # the default F_conv with more weight on its classifier (validation: the lever for its accuracy)
+    "conv-14-k3-cw0.1": ["--cell", "conv", "--class-weight", "0.1"],
 }
 
 

@@ -1119,7 +1119,9 @@ def frontier_points(out_dir: Path) -> list[dict]:
                                            for d in sorted((out_dir / "mnist" / "frontier").glob("*"))
                                            if d.is_dir()]
     points = []
+    base_weight = runs[0]["metrics"]["config"]["class_weight"] if runs[0] else None
     for run in filter(None, runs):
+        weight = run["metrics"]["config"]["class_weight"]
         for arch in ("F_fc", "F_conv"):
             if arch not in run["metrics"]:
                 continue
@@ -1130,11 +1132,22 @@ def frontier_points(out_dir: Path) -> list[dict]:
             else:
                 label = (f"C={model['channels']} k={model['kernel_size']}"
                          + ("" if model["bidirectional"] else " forward"))
+            if weight != base_weight:
+                label += f", class weight {weight:g}"
             points.append({"arch": arch, "label": label, "run": run, "r": r,
                            "default": run["name"] == "mnist",
                            "series": arch if arch == "F_fc" or model["bidirectional"]
                            else "F_conv, forward encoder"})
     return points
+
+
+def plain_number(value: float, _position=None) -> str:
+    """A log-axis tick as people write it: 0.005, 20, 5k, 1M."""
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    if value >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
 
 
 def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: float, path: Path,
@@ -1161,9 +1174,11 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                     ys = [p["r"][metric] * (100 if metric == "test_accuracy" else 1) for p in chosen]
                     ax.plot(xs, ys, marker=marker, color=color, markersize=8, label=series,
                             linestyle="-" if series != "F_conv, forward encoder" else "none")
+                    below = series != "F_fc"          # F_fc's names above, F_conv's below
                     for p, x, y in zip(chosen, xs, ys):
                         ax.annotate(p["label"] + (" (default)" if p["default"] else ""), (x, y),
-                                    textcoords="offset points", xytext=(6, 4), fontsize=9)
+                                    textcoords="offset points", xytext=(6, -13 if below else 5),
+                                    fontsize=9, color=color)
                 if metric == "test_accuracy":
                     ax.axhline(100 * FRONTIER_ACCURACY_TARGET, color="0.4", linestyle="--",
                                label=f"F_conv target {100 * FRONTIER_ACCURACY_TARGET:g} %")
@@ -1175,11 +1190,12 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                     ax.axvline(FRONTIER_COST_LIMIT * fc_default_seconds, color="0.6", linestyle=":",
                                label=f"{FRONTIER_COST_LIMIT:g} × F_fc default's time")
                 ax.set_xscale("log")
-                for axis in (ax.xaxis, ax.yaxis):        # plain numbers at 1, 2, 5 × 10^n
-                    if axis.get_scale() == "log":
-                        axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
-                        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-                            lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+                for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+                    if axis.get_scale() == "log":        # plain numbers: 20, 5k, 0.005
+                        narrow = limits[1] / limits[0] < 10
+                        axis.set_major_locator(matplotlib.ticker.LogLocator(
+                            subs=(1, 2, 3, 4, 5, 6, 8) if narrow else (1, 2, 5)))
+                        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(plain_number))
                         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)
@@ -1252,18 +1268,29 @@ def frontier_section(out_dir: Path) -> str:
     parts += [f"![F_fc vs F_conv frontier]({figure_path.relative_to(out_dir).as_posix()})", ""]
     conv = [r for r in rows if r["series"] == "F_conv"]
     fc = [r for r in rows if r["series"] == "F_fc"]
+    def verdict(r):
+        return (f"takes {fmt(r['time_vs_fc_default'])} × F_fc's time "
+                f"({'within' if r['seconds_per_epoch'] <= limit else '**over**'} the limit) and "
+                f"reaches {pct(r['test_accuracy'])} "
+                f"({'met' if r['test_accuracy'] >= FRONTIER_ACCURACY_TARGET else '**not met**'}) "
+                f"and MSE {fmt(r['test_mse'])} "
+                f"({'met' if r['test_mse'] <= dense_mse else '**not met**'})")
+
     conv_default = next((r for r in conv if r["default"]), None)
     if conv_default:
-        r = conv_default
         parts.append(
             f"- **Targets** (F_conv ≥ {100 * FRONTIER_ACCURACY_TARGET:g} % test accuracy and test "
             f"MSE at or below the dense AE's {fmt(dense_mse)}, at ≤ {FRONTIER_COST_LIMIT:g} × F_fc's "
-            f"default time per epoch, {fmt(limit)} s): the default F_conv ({r['label']}) takes "
-            f"{fmt(r['time_vs_fc_default'])} × F_fc's time "
-            f"({'within' if r['seconds_per_epoch'] <= limit else '**over**'} the limit) and reaches "
-            f"{pct(r['test_accuracy'])} "
-            f"({'met' if r['test_accuracy'] >= FRONTIER_ACCURACY_TARGET else '**not met**'}) and MSE "
-            f"{fmt(r['test_mse'])} ({'met' if r['test_mse'] <= dense_mse else '**not met**'}).")
+            f"default time per epoch, {fmt(limit)} s): the default F_conv "
+            f"({conv_default['label']}) {verdict(conv_default)}.")
+    for r in conv:
+        if "class weight" in r["label"]:
+            weight = r["label"].rsplit("class weight ", 1)[1]
+            parts.append(
+                f"- **More weight on the classifier** (`--cell conv --class-weight {weight}`; the "
+                f"MNIST section's default is "
+                f"{fmt(bm['config']['class_weight'])}, shared by both cells; F_fc classified no "
+                f"better with 0.05 on validation, see README): {r['label']} {verdict(r)}.")
     forward = next((r for r in rows if r["series"] == "F_conv, forward encoder"), None)
     twin = forward and next((r for r in conv if r["model"]["channels"] == forward["model"]["channels"]
                              and r["model"]["kernel_size"] == forward["model"]["kernel_size"]), None)
@@ -1291,6 +1318,17 @@ def frontier_section(out_dir: Path) -> str:
                 f"{pct(best['test_accuracy'])} and MSE {fmt(best['test_mse'])}; the best F_fc "
                 f"that costs no more ({rival['label']}, {fmt(rival['seconds_per_epoch'])} s) "
                 f"reaches {pct(rival['test_accuracy'])} and {fmt(rival['test_mse'])}.")
+    if conv_default:
+        pixels = bm["data"]["steps"] * bm["config"]["input_size"]
+        parts.append(
+            f"- **Code size is not equal:** F_fc's z is its hidden state (H numbers), F_conv's is "
+            f"its final maps, channels × {conv_default['model']['width']} positions, twice that "
+            f"with the bidirectional encoder: {conv_default['z_size']} numbers for the default, "
+            + ("as many as the image's pixels or more, so its MSE measures a reconstruction, not "
+               "a compression" if conv_default["z_size"] >= pixels else
+               f"against the image's {pixels} pixels")
+            + "; `--code-size K` gives either model a K-number code (the code-size section sweeps "
+              "F_fc's; F_conv's was not run at equal code size).")
     if conv and fc:
         small = min(conv, key=lambda r: r["parameters"])
         smallest_fc = min(fc, key=lambda r: r["parameters"])
