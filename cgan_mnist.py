@@ -76,7 +76,7 @@ def dropout_rate(text: str) -> float:
 
 
 def parse_args(argv=None):
-    common = common_parser(TASKS["label"], epochs=10, lr=2e-4, grad_clip=0.0, batch_size=100,
+    common = common_parser(TASKS["label"], epochs=40, lr=2e-4, grad_clip=0.0, batch_size=100,
                            lr_schedule="constant", model_flags=(), grid=False)
     for action in common._actions:        # the default folder depends on --condition
         if action.dest == "out_dir":
