@@ -84,7 +84,8 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
     so its speed-up compares like with like, and its ms/step beside the fp32 row is the gain of
     bf16. What the issue leaves to the scripts comes from their argparse defaults: F_conv's
     channels and kernel and the class
-    weight (lstm_ae_mnist.py), the window length, hidden size and prediction weight
+    weight (lstm_ae_mnist.py; F_conv's row times one forward encoder, as its reference has: the
+    script's default bidirectional encoder runs two), the window length, hidden size and prediction weight
     (lstm_ae_snp500.py). The seventh row (issue 14) is rnn_palindrome.py's ScratchLSTM at T=20,
     H=128 (one-hot digits, m=10) beside nn.LSTM holding the same weights. ``quick`` shortens
     pixel mode to 112 steps and uses batch 32."""
