@@ -300,7 +300,12 @@ def mnist_section(out_dir: Path) -> str:
             f"target) and reconstruction MSE {fmt(r['test_mse'])}, {fmt(r['mse_vs_dense_ae'])} × the dense "
             f"AE's and {fmt(r['mse_vs_mean_image'])} × the mean image's "
             f"({'at or below' if mse_ok else 'above'} the dense AE"
-            + (f"; but its code has {r['z_size']} numbers against the dense AE's "
+            + (f"; but its code has {r['z_size']} numbers, as many as the image's pixels or "
+               f"more, against the dense AE's "
+               f"{dense.get('z_size', dense['sizes'][len(dense['sizes']) // 2])}: PCA with "
+               f"{r['pca']['components']} components reconstructs the test images exactly"
+               if "pca" in r and r["pca"].get("exact") else
+               f"; but its code has {r['z_size']} numbers against the dense AE's "
                f"{dense.get('z_size', dense['sizes'][len(dense['sizes']) // 2])}, and PCA with "
                f"{r['z_size']} components reconstructs better, at {pca_mse(r['pca'])}: the "
                f"LSTM AE's MSE is {fmt(r['mse_vs_pca'])} × PCA's"
@@ -1130,14 +1135,13 @@ def frontier_points(out_dir: Path) -> list[dict]:
             if arch == "F_fc":
                 label = f"H={model['hidden_size']}"
             else:
-                label = (f"C={model['channels']} k={model['kernel_size']}"
-                         + ("" if model["bidirectional"] else " forward"))
+                label = f"C={model['channels']} k={model['kernel_size']}"   # series: direction
+            series = (arch if arch == "F_fc" or model["bidirectional"]
+                      else "F_conv, forward encoder")
             if weight != base_weight:
-                label += f", class weight {weight:g}"
+                series += f", class weight {weight:g}"
             points.append({"arch": arch, "label": label, "run": run, "r": r,
-                           "default": run["name"] == "mnist",
-                           "series": arch if arch == "F_fc" or model["bidirectional"]
-                           else "F_conv, forward encoder"})
+                           "default": run["name"] == "mnist", "series": series})
     return points
 
 
@@ -1158,6 +1162,8 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
     default cost."""
     styles = {"F_fc": ("o", COLORS[0]), "F_conv": ("s", COLORS[1]),
               "F_conv, forward encoder": ("^", COLORS[2])}
+    for extra, color in zip(sorted({p["series"] for p in points} - set(styles)), COLORS[3:]):
+        styles[extra] = ("D", color)              # a variant of the loss: a point, not a curve
     fig, axes = figure(2, 2, width=13, row_height=5.0)
     with plt.rc_context(STYLE):
         for col, (key, xlabel) in enumerate([("seconds_per_epoch", "training time per epoch (s, "
@@ -1172,12 +1178,15 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                         continue
                     xs = [p["r"][key] for p in chosen]
                     ys = [p["r"][metric] * (100 if metric == "test_accuracy" else 1) for p in chosen]
+                    curve = series in ("F_fc", "F_conv")     # sizes of one design: a curve
                     ax.plot(xs, ys, marker=marker, color=color, markersize=8, label=series,
-                            linestyle="-" if series != "F_conv, forward encoder" else "none")
-                    below = series != "F_fc"          # F_fc's names above, F_conv's below
+                            linestyle="-" if curve else "none")
+                    # F_fc's names above right, F_conv's below right, variants' above left
+                    offset, align = {"F_fc": ((6, 5), "left"), "F_conv": ((6, -13), "left")}.get(
+                        series, ((-8, 6), "right"))
                     for p, x, y in zip(chosen, xs, ys):
                         ax.annotate(p["label"] + (" (default)" if p["default"] else ""), (x, y),
-                                    textcoords="offset points", xytext=(6, -13 if below else 5),
+                                    textcoords="offset points", xytext=offset, ha=align,
                                     fontsize=9, color=color)
                 if metric == "test_accuracy":
                     ax.axhline(100 * FRONTIER_ACCURACY_TARGET, color="0.4", linestyle="--",
@@ -1221,7 +1230,20 @@ def frontier_summary(points: list[dict], base: dict) -> dict:
                      "best_val_accuracy": max_val_accuracy(p["run"], p["arch"]),
                      "model": r["model"]})
     extra = {p["run"]["name"]: p["run"]["stamp"].get("seconds", 0) for p in points if not p["default"]}
-    return {"points": rows, "fc_default_seconds_per_epoch": fc_seconds,
+    ratios = {}                  # time ratios the text states: conv default vs its like-sized F_fc,
+    conv_default = next((r for r in rows if r["series"] == "F_conv" and r["default"]), None)
+    fc = [r for r in rows if r["series"] == "F_fc"]
+    forward = next((r for r in rows if r["series"] == "F_conv, forward encoder"), None)
+    if conv_default and fc:      # and the bidirectional encoder vs the forward one
+        twin_fc = min(fc, key=lambda r: abs(math.log(r["parameters"] / conv_default["parameters"])))
+        ratios["conv_default_vs_fc_of_its_size"] = (conv_default["seconds_per_epoch"]
+                                                    / twin_fc["seconds_per_epoch"])
+    twin = forward and next((r for r in rows if r["series"] == "F_conv"
+                             and r["model"]["channels"] == forward["model"]["channels"]
+                             and r["model"]["kernel_size"] == forward["model"]["kernel_size"]), None)
+    if twin:
+        ratios["bidirectional_vs_forward"] = twin["seconds_per_epoch"] / forward["seconds_per_epoch"]
+    return {"points": rows, "time_ratios": ratios, "fc_default_seconds_per_epoch": fc_seconds,
             "time_limit_seconds_per_epoch": FRONTIER_COST_LIMIT * fc_seconds,
             "time_limit_vs_fc_default": FRONTIER_COST_LIMIT,
             "accuracy_target": FRONTIER_ACCURACY_TARGET,
@@ -1283,9 +1305,9 @@ def frontier_section(out_dir: Path) -> str:
             f"MSE at or below the dense AE's {fmt(dense_mse)}, at ≤ {FRONTIER_COST_LIMIT:g} × F_fc's "
             f"default time per epoch, {fmt(limit)} s): the default F_conv "
             f"({conv_default['label']}) {verdict(conv_default)}.")
-    for r in conv:
-        if "class weight" in r["label"]:
-            weight = r["label"].rsplit("class weight ", 1)[1]
+    for r in rows:
+        if r["series"].startswith("F_conv, class weight"):
+            weight = r["series"].rsplit("class weight ", 1)[1]
             parts.append(
                 f"- **More weight on the classifier** (`--cell conv --class-weight {weight}`; the "
                 f"MNIST section's default is "
@@ -1302,7 +1324,7 @@ def frontier_section(out_dir: Path) -> str:
             f"{f['model']['channels']} channels see only a few neighbouring columns. A second "
             f"encoder reading the rows bottom to top (z = both final maps, `--conv-encoder "
             f"bidirectional`, the default since this comparison) halves how far anything must be "
-            f"carried: at {fmt(b['seconds_per_epoch'] / f['seconds_per_epoch'])} × the time, "
+            f"carried: at {fmt(summary['time_ratios']['bidirectional_vs_forward'])} × the time, "
             f"test accuracy {pct(f['test_accuracy'])} → {pct(b['test_accuracy'])} and MSE "
             f"{fmt(f['test_mse'])} → {fmt(b['test_mse'])} (its z is twice as large: "
             f"{f['z_size']} → {b['z_size']} numbers, both larger than F_fc's).")
@@ -1329,17 +1351,17 @@ def frontier_section(out_dir: Path) -> str:
                f"against the image's {pixels} pixels")
             + "; `--code-size K` gives either model a K-number code (the code-size section sweeps "
               "F_fc's; F_conv's was not run at equal code size).")
-    if conv and fc:
-        small = min(conv, key=lambda r: r["parameters"])
-        smallest_fc = min(fc, key=lambda r: r["parameters"])
+    if conv_default and fc:
+        twin_fc = min(fc, key=lambda r: abs(math.log(r["parameters"] / conv_default["parameters"])))
         parts.append(
-            f"- **Per parameter** F_conv is far more frugal: {small['label']} has "
-            f"{fmt(small['parameters'])} parameters ({pct(small['test_accuracy'])}, MSE "
-            f"{fmt(small['test_mse'])}) against the smallest F_fc's {fmt(smallest_fc['parameters'])} "
-            f"({smallest_fc['label']}: {pct(smallest_fc['test_accuracy'])}, "
-            f"{fmt(smallest_fc['test_mse'])}); but each of its weights is used at every one of the "
-            f"{small['model']['width']} positions of every step, so on a CPU time, not size, is "
-            f"the budget that decides.")
+            f"- **Per parameter:** the default F_conv has {fmt(conv_default['parameters'])} "
+            f"parameters ({pct(conv_default['test_accuracy'])}, MSE {fmt(conv_default['test_mse'])}); "
+            f"the F_fc closest in size, {twin_fc['label']}, has {fmt(twin_fc['parameters'])} "
+            f"({pct(twin_fc['test_accuracy'])}, MSE {fmt(twin_fc['test_mse'])}). But each of "
+            f"F_conv's weights is used at every one of the {conv_default['model']['width']} "
+            f"positions of every step: it takes "
+            f"{fmt(summary['time_ratios']['conv_default_vs_fc_of_its_size'])} × that "
+            f"F_fc's time, so on a CPU time, not size, is the budget that decides.")
     return "\n".join(parts) + "\n"
 
 
