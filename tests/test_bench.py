@@ -287,3 +287,36 @@ def test_pixel_study_times_the_script_model_and_leaves_out_bf16_with_its_reason(
     assert [x["reason"] for x in result["left_out"]] == ["no bf16 here (test)"] * 2
     assert "left out: no bf16 here (test)" in result["table"]
     assert any(line.startswith("larger batch") for line in result["findings"])
+
+
+def test_pixel_study_times_bf16_where_the_probe_says_yes(capsys):
+    """The other branch of the probe: where this CPU trains in bf16 the study times both bf16
+    rows; where it cannot, they are left out with the real probe's reason."""
+    from bench import pixel
+    from hardware import bf16_unsupported_reason
+
+    result = pixel.run_pixel_study(torch.device("cpu"), batches=(64,), rounds=1, steps=1,
+                                   warmup=1, compile_=False, extra=["--hidden-size", "4"],
+                                   log=lambda text: None)
+    bf16 = [r for r in result["rows"] if r["precision"] == "bf16"]
+    if BF16_WORKS:
+        assert [r["batch"] for r in bf16] == [32, 64] and not result["left_out"]
+        assert all(r["ms_per_step"] > 0 for r in bf16)
+        assert sum("bf16 autocast" in line for line in result["findings"]) == 2
+    else:
+        assert not bf16
+        assert [x["reason"] for x in result["left_out"]] == \
+            [bf16_unsupported_reason(torch.device("cpu"))] * 2
+
+
+def test_pixel_study_eager_failure_is_raised_not_left_out(monkeypatch):
+    """Only torch.compile may fail into a left-out line; a broken eager step is an error."""
+    from bench import pixel
+
+    def broken(self):
+        raise RuntimeError("broken step")
+
+    monkeypatch.setattr(pixel.PixelTrainer, "step", broken)
+    with pytest.raises(RuntimeError, match="broken step"):
+        pixel.run_pixel_study(torch.device("cpu"), batches=(64,), rounds=1, steps=1, warmup=1,
+                              compile_=False, extra=["--hidden-size", "4"], log=lambda text: None)
