@@ -12,14 +12,21 @@ from its best weights beside the training-set mean image and PCA with the same c
   autoencoders"); the noisy input's own MSE is its baseline.
 - sparse: the same network plus ``--sparsity-weight`` × Σ_j KL(ρ ‖ ρ̂_j) on the mean activation
   ρ̂_j of each code unit over the batch, ρ = ``--sparsity`` 0.01 (spec 1.3,
-  ``feedforward.sparsity_penalty``).
+  ``feedforward.sparsity_penalty``); the weight ramps up linearly over the first
+  ``--sparsity-warmup`` epochs, so the code learns features before it is made sparse.
 - vae: 784-128-64-(10 μ, 10 log σ²) → z = μ + σ ε → 10-64-128-784, ReLU, sigmoid output, loss =
   mean pixel-wise BCE + 0.001 × KL (spec 2; ``feedforward.VAE``, ``vae_loss``); reconstructions,
-  samples from the prior, and interpolations in latent space beside pixel space.
+  samples from the prior, and interpolations in latent space beside pixel space. Beyond the
+  spec, samples from a Gaussian mixture fitted to the training images' posterior means
+  (``--mixture-components``). The digit judge (``judge.py``) scores 10,000 samples of each
+  sampler: how confidently it reads them as digits, which digits, and their Fréchet distance to
+  real test digits, beside real test digits, the VAE's reconstructions of them (the best its
+  decoder draws) and samples of a Gaussian over PCA-10 coefficients (the linear generative model
+  of the same size).
 
 Writes to ``--out-dir`` (default report/autoencoders/): reconstructions.png, denoising.png,
-sparse_codes.png, vae_samples.png, vae_interpolation.png, loss.png, metrics.json, and one run
-folder per kind (history.csv, checkpoint.pt).
+sparse_codes.png, vae_samples.png, vae_samples_mixture.png, vae_interpolation.png, loss.png,
+metrics.json, and one run folder per kind (history.csv, checkpoint.pt).
 
     python autoencoders_mnist.py --data-dir ../shared/data                 # all four kinds
     python autoencoders_mnist.py --kind denoising --noise-std 0.5 --epochs 10
@@ -27,24 +34,30 @@ folder per kind (history.csv, checkpoint.pt).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.mixture import GaussianMixture
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
-from baselines import pca_fit, pca_reconstruct, pca_reconstruction_mse
-from cli import (Parser, add_mnist_flags, common_parser, non_negative_float, positive_float,
-                 positive_int, run, setup_runtime)
+from baselines import pca_decode, pca_fit, pca_reconstruct, pca_reconstruction_mse
+from cli import (Parser, add_mnist_flags, common_parser, non_negative_float, non_negative_int,
+                 positive_float, positive_int, run, setup_runtime)
 from data import load_mnist, mnist_split
 from errors import UsageError
 from feedforward import VAE, DenseAutoencoder, sparsity_penalty, vae_loss
 from hardware import machine_info
+from judge import (default_judge_file, frechet_from_features, judge_outputs, load_or_train_judge,
+                   real_halves)
 from models import count_parameters
 from outputs import prepare_out_dir, write_json
 from plotting import figure, plot_histories, plot_image_mosaic, save_figure
-from training import CHECKPOINT, TrainSettings, fit
+from training import CHECKPOINT, Stream, TrainSettings, batches, fit
 
 TASK = "autoencoders"
 KINDS = ("compression", "denoising", "sparse", "vae")
@@ -53,6 +66,11 @@ VAE_SIZES = (784, 128, 64)         # encoder; latent 10; mirrored decoder
 SIDE = 28
 NAMES = {"compression": "compression AE", "denoising": "denoising AE", "sparse": "sparse AE",
          "vae": "VAE"}
+SPARSITY_WEIGHT = 0.005            # with the warm-up: code activation within 2x of ρ = 0.01
+SPARSITY_WARMUP = 20               # epochs (README: the sparse AE's measured choice)
+JUDGED_SAMPLES = 10_000            # prior samples the digit judge scores
+CONFIDENT = 0.9                    # a sample is read confidently if the judge's top softmax ≥ this
+CONFIDENT_SHARE_TARGET = 0.8       # the issue's "classifies confidently", made a number
 
 
 def open_unit_interval(text: str) -> float:
@@ -79,9 +97,13 @@ def parse_args(argv=None):
     ae.add_argument("--sparsity", type=open_unit_interval, default=0.01,
                     help="sparse: target mean activation ρ of each code unit, in (0, 1) "
                          "(default 0.01)")
-    ae.add_argument("--sparsity-weight", type=non_negative_float, default=0.01,
-                    help="sparse: weight β of the KL sparsity penalty, loss = MSE + β Σ_j "
-                         "KL(ρ ‖ ρ̂_j) (default 0.01)")
+    ae.add_argument("--sparsity-weight", type=non_negative_float, default=SPARSITY_WEIGHT,
+                    help=f"sparse: weight β of the KL sparsity penalty, loss = MSE + β Σ_j "
+                         f"KL(ρ ‖ ρ̂_j) (default {SPARSITY_WEIGHT:g})")
+    ae.add_argument("--sparsity-warmup", type=non_negative_int, default=SPARSITY_WARMUP,
+                    metavar="EPOCHS",
+                    help=f"sparse: β ramps linearly from β/EPOCHS to β over the first EPOCHS "
+                         f"epochs (0 = β from the start; default {SPARSITY_WARMUP})")
     vae = parser.add_argument_group("VAE (spec 004 task 2)")
     vae.add_argument("--vae-epochs", type=positive_int, default=50,
                      help="VAE training epochs (default 50)")
@@ -93,6 +115,13 @@ def parse_args(argv=None):
                      help="VAE latent dimensions (default 10)")
     vae.add_argument("--kl-weight", type=non_negative_float, default=0.001,
                      help="VAE loss = mean pixel-wise BCE + w × KL (default 0.001)")
+    vae.add_argument("--mixture-components", type=positive_int, default=10,
+                     help="VAE: components of the Gaussian mixture fitted to the training images' "
+                          "posterior means, a second sampler beside the prior (default 10)")
+    vae.add_argument("--judge-file", default=None,
+                     help="the digit judge's checkpoint that scores the VAE samples; trained there "
+                          "(about 2 min) if missing or stale (default: judge/judge.pt beside "
+                          "--out-dir, i.e. report/judge/judge.pt)")
     args = parser.parse_args(argv)
     if len(args.lr) > 1 or len(args.grad_clip) > 1:
         raise UsageError("--lr and --grad-clip take one value here (no grid search)")
@@ -125,15 +154,36 @@ def denoising_step(noise_std: float):
 
 
 def sparse_step(rho: float, weight: float):
-    """MSE + β Σ_j KL(ρ ‖ ρ̂_j), ρ̂ the code units' mean activation over the batch."""
+    """MSE + β Σ_j KL(ρ ‖ ρ̂_j), ρ̂ the code units' mean activation over the batch. Training
+    batches (x, β_epoch) carry the warm-up's β (``sparse_batches``); validation and test
+    batches (x,) use the full ``weight``."""
     def step(model, batch):
         x = batch[0]
+        beta = batch[1] if len(batch) == 2 else weight
         codes = model.encode(x)                                # (B, Z) in (0, 1)
         mse = F.mse_loss(model.decoder(codes), x)
         penalty, rho_hat = sparsity_penalty(codes, rho)
-        return mse + weight * penalty, {"mse": mse.item(), "sparsity_kl": penalty.item(),
-                                        "mean_activation": rho_hat.mean().item()}
+        return mse + beta * penalty, {"mse": mse.item(), "sparsity_kl": penalty.item(),
+                                      "mean_activation": rho_hat.mean().item()}
     return step
+
+
+def warmup_weight(weight: float, warmup_epochs: int, epoch: int) -> float:
+    """The sparsity weight in (1-based) ``epoch``: weight · epoch / warmup_epochs over the first
+    ``warmup_epochs`` epochs, then ``weight`` (0 epochs: ``weight`` throughout)."""
+    return weight * min(1.0, epoch / warmup_epochs) if warmup_epochs else weight
+
+
+def sparse_batches(train_x: torch.Tensor, batch_size: int, weight: float, warmup_epochs: int,
+                   seed: int) -> Stream:
+    """Shuffled training batches (x, β_epoch): each epoch's order and β are functions of the
+    epoch number, so ``--resume`` continues the same schedule."""
+    def epoch_batches(epoch):
+        beta = torch.tensor(warmup_weight(weight, warmup_epochs, epoch))
+        order = torch.Generator().manual_seed(seed * 10_007 + epoch)
+        return ((x, beta) for (x,) in batches([train_x], batch_size, shuffle=True,
+                                               generator=order))
+    return Stream(epoch_batches, math.ceil(len(train_x) / batch_size))
 
 
 def vae_step(kl_weight: float):
@@ -179,7 +229,8 @@ def train_kind(kind, args, data, out_dir, device):
         step, extra = {"compression": (compression_step, {}),
                        "denoising": (denoising_step(args.noise_std), dict(noise_std=args.noise_std)),
                        "sparse": (sparse_step(args.sparsity, args.sparsity_weight),
-                                  dict(sparsity=args.sparsity, weight=args.sparsity_weight)),
+                                  dict(sparsity=args.sparsity, weight=args.sparsity_weight,
+                                       warmup_epochs=args.sparsity_warmup)),
                        }[kind]
     val = [noisy_copy(val_x, args.noise_std, args.seed + 1), val_x] if kind == "denoising" else [val_x]
     # everything but the epoch budget must match for --resume (more epochs continue a run)
@@ -187,8 +238,10 @@ def train_kind(kind, args, data, out_dir, device):
     identity = dict(task=TASK, kind=kind, model=model.config, settings=trained_with,
                     data=dict(seed=args.seed, train_size=args.train_size, n_train=len(train_x)),
                     **extra)
+    train = (sparse_batches(train_x, settings.batch_size, args.sparsity_weight,
+                            args.sparsity_warmup, args.seed) if kind == "sparse" else [train_x])
     resume = args.resume and (run_dir / CHECKPOINT).exists()
-    result = fit(model, step, [train_x], val, settings, run_dir=run_dir, identity=identity,
+    result = fit(model, step, train, val, settings, run_dir=run_dir, identity=identity,
                  device=device, seed=args.seed, resume=resume, desc=NAMES[kind],
                  eval_batch_size=4096)
     model.eval()
@@ -231,6 +284,81 @@ def vae_test_metrics(model, x, kl_weight, seed, batch=4096) -> dict:
     return {"test_loss": sampled["loss"], "test_neg_elbo": sampled["neg_elbo"],
             "test_bce": sampled["bce"], "test_kl": sampled["kl"],
             "test_bce_at_mean": bce_mu, "test_mse": F.mse_loss(recon, x).item()}
+
+
+@torch.no_grad()
+def pca_gaussian_samples(pca, n: int, generator: torch.Generator) -> torch.Tensor:
+    """n images (n, 784) in [0, 1] from a Gaussian over the PCA coefficients (each component's
+    training variance), decoded: the linear generative model with the VAE's latent size."""
+    codes = torch.randn(n, len(pca.explained_variance), generator=generator, dtype=torch.float64)
+    return pca_decode(pca, codes * pca.explained_variance.sqrt()).clamp(0, 1).float()
+
+
+@torch.no_grad()
+def judge_scores(judge, images: torch.Tensor, real_features: torch.Tensor) -> dict:
+    """How the digit judge reads images (N, 784) in [0, 1]: the mean of its top softmax
+    probability, the share read with top probability ≥ CONFIDENT, the share of each judged digit,
+    and the Fréchet distance between the judge features of the first len(real_features) images
+    and ``real_features`` (real test digits), the footing of ``judge.real_floor``."""
+    labels, features = judge_outputs(judge, images.reshape(-1, SIDE, SIDE))
+    judge.model.eval()
+    device = next(judge.model.parameters()).device
+    top = torch.cat([judge.model.classify(chunk.float().to(device)).softmax(1).amax(1).cpu()
+                     for chunk in features.split(4096)])                          # (N,)
+    return {"mean_top_probability": top.mean().item(),
+            "confident_share": (top >= CONFIDENT).double().mean().item(),
+            "digit_shares": (torch.bincount(labels, minlength=10) / len(labels)).tolist(),
+            "frechet_to_real": frechet_from_features(features[:len(real_features)], real_features),
+            "n_images": len(images)}
+
+
+@torch.no_grad()
+def posterior_mixture(vae: VAE, train_x: torch.Tensor, components: int, seed: int):
+    """A Gaussian mixture (full covariances, scikit-learn) fitted to the posterior means μ(x) of
+    the training images: sampling it instead of the prior N(0, I) ("ex-post density
+    estimation", Ghosh et al. 2020, "From Variational to Deterministic Autoencoders") avoids
+    the regions of the prior that no image encodes to."""
+    device = vae.to_mu.weight.device
+    mu = torch.cat([vae.encode(chunk.to(device))[0].cpu() for chunk in train_x.split(4096)])
+    fitted = GaussianMixture(components, covariance_type="full", random_state=seed).fit(
+        mu.double().numpy())
+    return MixtureSameFamily(Categorical(probs=torch.from_numpy(fitted.weights_)),
+                             MultivariateNormal(torch.from_numpy(fitted.means_),
+                                                covariance_matrix=torch.from_numpy(fitted.covariances_)))
+
+
+@torch.no_grad()
+def mixture_samples(vae: VAE, mixture, n: int, seed: int) -> torch.Tensor:
+    """n images (n, 784) decoded from z drawn from ``posterior_mixture`` (seeded)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        z = mixture.sample((n,)).float()                                    # (n, latent)
+    return vae.decode(z.to(vae.to_mu.weight.device)).cpu()
+
+
+def judge_vae_samples(vae: VAE, pca, train_x: torch.Tensor, test_x: torch.Tensor,
+                      judge_file: Path, args, device) -> tuple[dict, torch.Tensor]:
+    """The digit judge's scores of JUDGED_SAMPLES VAE samples, from the prior and from the
+    posterior mixture, beside the VAE's reconstructions of real test digits (the best its
+    decoder draws), samples of the PCA Gaussian of the same size, and real test digits. The
+    reconstructed and real digits are one half of the test set; every Fréchet distance is to the
+    other half, so the real digits' distance is the floor. Also returns 64 mixture samples."""
+    judge = load_or_train_judge(judge_file, args.data_dir, device)
+    first, second = real_halves(len(test_x), args.seed)
+    real_features = judge_outputs(judge, test_x[second].reshape(-1, SIDE, SIDE))[1]
+    generator = torch.Generator().manual_seed(args.seed + 3)
+    mixture = posterior_mixture(vae, train_x, args.mixture_components, args.seed)
+    mixture_images = mixture_samples(vae, mixture, JUDGED_SAMPLES, args.seed + 4)
+    sets = {"vae_prior_samples": vae.sample(JUDGED_SAMPLES, generator).cpu(),
+            "vae_mixture_samples": mixture_images,
+            "vae_test_reconstructions": reconstruct(vae, test_x[first].to(device)),
+            "pca_gaussian_samples": pca_gaussian_samples(pca, JUDGED_SAMPLES, generator),
+            "real_test_digits": test_x[first].cpu()}
+    return {**{name: judge_scores(judge, images, real_features) for name, images in sets.items()},
+            "confident_threshold": CONFIDENT, "confident_share_target": CONFIDENT_SHARE_TARGET,
+            "mixture_components": args.mixture_components,
+            "judge_file": str(judge_file), "judge_trained_now": judge.trained,
+            "judge_test_accuracy": judge.info["test_accuracy"]}, mixture_images[:64]
 
 
 def pick_digits(labels: torch.Tensor, count: int = 10) -> list[int]:
@@ -316,6 +444,9 @@ def main(argv=None):
     data = load_data(args)
     train_x, val_x, test_x, test_labels = data
     out_dir = prepare_out_dir(args.out_dir)
+    judge_file = Path(args.judge_file) if args.judge_file else default_judge_file(out_dir)
+    if "vae" in kinds:
+        prepare_out_dir(judge_file.parent, "--judge-file")
     if args.resume and not any((out_dir / k / CHECKPOINT).exists() for k in kinds):
         raise UsageError(f"--resume: no checkpoint under {out_dir}/ ({', '.join(kinds)})")
 
@@ -337,6 +468,7 @@ def main(argv=None):
 
     # train every kind, evaluate from the best weights on the test set
     results, histories, models = {}, {}, {}
+    mixture_shown = None
     test_dev = test_x.to(device)
     for kind in kinds:
         model, fitted, step = train_kind(kind, args, data, out_dir, device)
@@ -350,6 +482,8 @@ def main(argv=None):
         if kind == "vae":
             r.update(vae_test_metrics(model, test_dev, args.kl_weight, args.seed))
             r["mse_vs_pca"] = r["test_mse"] / baselines[f"pca_{args.latent_dim}"]["test_mse"]
+            r["judge"], mixture_shown = judge_vae_samples(model, pcas[args.latent_dim], train_x,
+                                                          test_x, judge_file, args, device)
         else:
             source = noisy_test if kind == "denoising" else test_x
             recon = reconstruct(model, source.to(device))
@@ -365,7 +499,7 @@ def main(argv=None):
     # figures
     shown = pick_digits(test_labels)
     plot_all(models, results, baselines, pcas, args, test_x, noisy_test, test_labels, shown,
-             histories, out_dir, device)
+             histories, out_dir, device, mixture_shown)
 
     metrics = {
         **results,
@@ -397,11 +531,21 @@ def check_targets(results, baselines, args) -> dict:
         if "compression" in results:
             t["sparse_mse_within_1.5x_of_compression"] = (
                 results["sparse"]["test_mse"] <= 1.5 * results["compression"]["test_mse"])
+    if "vae" in results:
+        t["vae_samples_judged_confidently"] = (
+            results["vae"]["judge"]["vae_prior_samples"]["confident_share"] >= CONFIDENT_SHARE_TARGET)
     return t
 
 
+def plot_samples(samples: torch.Tensor, path, title: str):
+    """64 decoded samples (64, 784) as an 8 × 8 mosaic."""
+    plot_image_mosaic([[as_image(samples[r * 8 + c]) for c in range(8)] for r in range(8)], path,
+                      title=title, row_labels=[""] * 8, col_labels=None,
+                      value_label="pixel intensity (Bernoulli mean)", cell=0.9)
+
+
 def plot_all(models, results, baselines, pcas, args, test_x, noisy_test, labels, shown,
-             histories, out_dir, device):
+             histories, out_dir, device, mixture_shown=None):
     pca = pcas[args.code_size]
     rows = [("original", test_x[shown])]
     for kind, model in models.items():
@@ -443,12 +587,22 @@ def plot_all(models, results, baselines, pcas, args, test_x, noisy_test, labels,
     if "vae" in models:
         vae = models["vae"]
         samples = vae.sample(64, torch.Generator().manual_seed(args.seed)).cpu()
-        plot_image_mosaic([[as_image(samples[r * 8 + c]) for c in range(8)] for r in range(8)],
-                          out_dir / "vae_samples.png",
-                          title=f"64 VAE samples: z ~ N(0, I) ({args.latent_dim} dimensions), "
-                                f"decoded",
-                          row_labels=[""] * 8, col_labels=None,
-                          value_label="pixel intensity (Bernoulli mean)", cell=0.9)
+        judged = results["vae"]["judge"]
+        share = {name: f"{judged[name]['confident_share']:.0%}" for name in
+                 ("vae_prior_samples", "vae_mixture_samples", "vae_test_reconstructions",
+                  "pca_gaussian_samples", "real_test_digits")}
+        n = f"{judged['vae_prior_samples']['n_images']:,}"
+        plot_samples(samples, out_dir / "vae_samples.png",
+                     f"64 VAE samples: z ~ N(0, I) ({args.latent_dim} dimensions), decoded\n"
+                     f"the digit judge reads {share['vae_prior_samples']} of {n} with p ≥ "
+                     f"{CONFIDENT:g}\n(real digits {share['real_test_digits']}, reconstructions "
+                     f"{share['vae_test_reconstructions']}, PCA-{args.latent_dim} "
+                     f"{share['pca_gaussian_samples']})")
+        plot_samples(mixture_shown, out_dir / "vae_samples_mixture.png",
+                     f"64 VAE samples: z from a {judged['mixture_components']}-component Gaussian "
+                     f"mixture\nfitted to the training images' posterior means, decoded\n"
+                     f"the digit judge reads {share['vae_mixture_samples']} of {n} with p ≥ "
+                     f"{CONFIDENT:g}\n(prior samples {share['vae_prior_samples']})")
         pairs = [(shown[a], shown[b]) for a, b in ((1, 7), (3, 8), (4, 9), (0, 6))]
         grid, names = [], []
         for i, j in pairs:
@@ -471,7 +625,9 @@ def report(results, baselines, targets, args):
           f"PCA-{args.code_size} {baselines[f'pca_{args.code_size}']['test_mse']:.4f}, noisy input "
           f"{baselines['noisy_input']['test_mse']:.4f}")
     for kind, r in results.items():
-        extra = (f", negative ELBO {r['test_neg_elbo']:.1f} nats/image" if kind == "vae" else
+        extra = (f", negative ELBO {r['test_neg_elbo']:.1f} nats/image, judge reads "
+                 f"{r['judge']['vae_prior_samples']['confident_share']:.1%} of prior samples with "
+                 f"p ≥ {CONFIDENT:g}" if kind == "vae" else
                  f", code mean activation {r['code_mean_activation']:.3f}")
         print(f"{NAMES[kind]}: test MSE {r['test_mse']:.4f}{extra}, {r['train_seconds']:.0f} s")
     for name, ok in targets.items():

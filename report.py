@@ -774,7 +774,8 @@ def autoencoders_section(out_dir: Path) -> str:
         f"Autoencoders 784-128-{z}-128-784, sigmoid on every layer, MSE, {c['optimizer']} lr "
         f"{c['lr'][0]:g} ({c['lr_schedule']}), {c['epochs']} epochs, batch {c['batch_size']}; "
         f"denoising input x + N(0, {c['noise_std']:g}²); sparse: + {c['sparsity_weight']:g} × "
-        f"Σ KL(ρ ‖ ρ̂_j), ρ = {c['sparsity']:g}. VAE 784-128-64-({c['latent_dim']} μ, "
+        f"Σ KL(ρ ‖ ρ̂_j), ρ = {c['sparsity']:g}"
+        f"{warmup_text(c.get('sparsity_warmup', 0))}. VAE 784-128-64-({c['latent_dim']} μ, "
         f"{c['latent_dim']} log σ²), ReLU, sigmoid output, loss = mean pixel BCE + "
         f"{c['kl_weight']:g} × KL, lr {c['vae_lr']:g}, {c['vae_epochs']} epochs, batch "
         f"{c['vae_batch_size']}. Every model is tested from its best-validation checkpoint. "
@@ -821,8 +822,10 @@ def autoencoders_section(out_dir: Path) -> str:
         lines.append(f"- VAE: test negative ELBO {fmt(v['test_neg_elbo'])} nats per image "
                      f"(reconstruction {fmt(v['test_bce'])} + KL {fmt(v['test_kl'])}, one "
                      f"sample z ~ q(z|x) per image); the mean image as a Bernoulli model scores "
-                     f"{fmt(base['mean_image']['test_bce'])} nats per image. Whether the digit "
-                     f"judge reads the samples as digits is not measured here yet.")
+                     f"{fmt(base['mean_image']['test_bce'])} nats per image.")
+        if "judge" in v:
+            lines.append(vae_judge_text(v["judge"], c["latent_dim"],
+                                        t.get("vae_samples_judged_confidently")))
     total = sum(m[k]["train_seconds"] for k in kinds)
     lines.append(f"- Training time of the {len(kinds)} kinds: {total / 60:.1f} min (the epochs' "
                  f"times in history.csv; torch threads: {m['torch_threads']}, {m['cpu']}, "
@@ -832,10 +835,50 @@ def autoencoders_section(out_dir: Path) -> str:
     for name, alt in (("reconstructions.png", "test digits and each kind's reconstruction"),
                       ("denoising.png", "denoising"), ("sparse_codes.png", "code activations"),
                       ("vae_samples.png", "VAE samples"),
+                      ("vae_samples_mixture.png", "VAE samples from the posterior mixture"),
                       ("vae_interpolation.png", "latent vs pixel interpolation"),
                       ("loss.png", "training curves")):
         parts += [image(run, name, out_dir, alt), ""]
     return "\n".join(parts) + "\n"
+
+
+def warmup_text(epochs: int) -> str:
+    return (f", the weight ramped up linearly over the first {epochs} epochs" if epochs else
+            ", the weight constant from the first epoch")
+
+
+def vae_judge_text(judged: dict, latent_dim: int, met: bool | None) -> str:
+    """The digit judge's reading of the VAE's prior samples beside the PCA Gaussian and real
+    digits: a sentence and a small table."""
+    names = {"vae_prior_samples": f"VAE samples, z ~ N(0, I) ({latent_dim} dimensions; the spec's)",
+             "vae_mixture_samples": f"VAE samples, z from a {judged.get('mixture_components')}-"
+                                    f"component Gaussian mixture fitted to the training images' μ(x)",
+             "vae_test_reconstructions": "VAE reconstructions of the real test digits below "
+                                         "(decoded μ: the best its decoder draws)",
+             "pca_gaussian_samples": f"PCA-{latent_dim} Gaussian samples (coefficients ~ N(0, "
+                                     f"training variance))",
+             "real_test_digits": "real test digits (one half; its distance is the floor)"}
+    rows = []
+    for key, name in names.items():
+        if key not in judged:
+            continue
+        r = judged[key]
+        shares = r["digit_shares"]
+        rows.append([name, f"{r['n_images']:,}", pct(r["confident_share"]),
+                     fmt(r["mean_top_probability"]), fmt(r["frechet_to_real"]),
+                     f"{pct(min(shares))} ({shares.index(min(shares))}) – "
+                     f"{pct(max(shares))} ({shares.index(max(shares))})"])
+    goal = judged.get("confident_share_target")
+    verdict = ("" if met is None or goal is None else
+               f" (target ≥ {pct(goal)}: {'met' if met else 'missed'})")
+    return (f"- VAE samples as the digit judge ({pct(judged['judge_test_accuracy'])} test "
+            f"accuracy) reads them: {pct(judged['vae_prior_samples']['confident_share'])} of the "
+            f"prior samples get a top class probability ≥ {judged['confident_threshold']:g}"
+            f"{verdict}. Fréchet distances in the judge's feature space, each against the same "
+            f"{judged['real_test_digits']['n_images']:,} other real test digits:\n\n"
+            + table(["images", "n", f"judge p ≥ {judged['confident_threshold']:g}",
+                     "mean top p", "Fréchet to real", "rarest – commonest judged digit"], rows)
+            + "\n")
 
 
 def tsne_section(out_dir: Path) -> str:

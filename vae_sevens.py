@@ -6,6 +6,10 @@ of a random strength s ~ U[0, 1] per image (s = 0 leaves an image unchanged); th
 saved (strengths.csv) so the answer can be checked:
 
 - ``stripe``: a horizontal bar of brightness s across rows 20-22 (x ← max(x, s · bar));
+- ``frame``: a 2-pixel border of brightness s around the image (x ← max(x, s · frame); MNIST
+  digits sit in the central 20 × 20 pixels, so plain sevens never touch it);
+- ``fog``: a grey veil, x ← x + 0.5 s (1 − x): the black background turns 0.5 s grey, white
+  strokes stay white (plain MNIST backgrounds are exactly 0);
 - ``blur``: a Gaussian blur of standard deviation 3 · s pixels;
 - ``fade``: the contrast lowered, x ← (1 − 0.8 s) · x;
 - ``shift``: moved 6 · s pixels to the right (MNIST digits are centred by their centre of mass,
@@ -65,7 +69,9 @@ from training import TrainSettings, evaluate, fit
 TASK = "sevens"
 DATA_ENV = "LSTM_AE_DATA_DIR"
 SIDE = 28
-EFFECTS = ("stripe", "blur", "fade", "shift", "rotate")
+EFFECTS = ("stripe", "frame", "fog", "blur", "fade", "shift", "rotate")
+FRAME_WIDTH = 2                             # pixels of the ``frame`` border
+FOG_LEVEL = 0.5                             # background brightness of ``fog`` at full strength
 MAX_LATENT = 16
 BLUR_SIGMA = 3.0                            # pixels, at full strength
 SWEEP = np.linspace(-3.0, 3.0, 13)          # equation (8)'s sweep of one latent dimension
@@ -80,10 +86,16 @@ def apply_effect(images: torch.Tensor, effect: str, strength: torch.Tensor) -> t
 
     Deterministic; strength 0 returns the image unchanged."""
     s = strength.float().view(-1, 1, 1)                                 # (N, 1, 1)
-    if effect == "stripe":
-        bar = torch.zeros(SIDE, SIDE)
-        bar[20:23] = 1.0
-        return torch.maximum(images, s * bar)
+    if effect in ("stripe", "frame"):
+        pattern = torch.zeros(SIDE, SIDE)
+        if effect == "stripe":
+            pattern[20:23] = 1.0
+        else:
+            pattern[:FRAME_WIDTH] = pattern[-FRAME_WIDTH:] = 1.0
+            pattern[:, :FRAME_WIDTH] = pattern[:, -FRAME_WIDTH:] = 1.0
+        return torch.maximum(images, s * pattern)
+    if effect == "fog":
+        return images + FOG_LEVEL * s * (1 - images)
     if effect == "fade":
         return (1 - 0.8 * s) * images
     if effect in ("rotate", "shift"):

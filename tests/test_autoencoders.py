@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import autoencoders_mnist as ae
+import baselines
 from cli import run
 from feedforward import VAE, DenseAutoencoder, VAEOutput, kl_to_standard_normal, sparsity_penalty, vae_loss
 
@@ -40,6 +41,24 @@ def test_sparse_step_adds_the_weighted_penalty():
     mse = F.mse_loss(model(x), x)
     assert loss.item() == pytest.approx(mse.item() + 0.3 * penalty.item(), rel=1e-6)
     assert metrics["mean_activation"] == pytest.approx(rho_hat.mean().item())
+    # a training batch carries its epoch's warm-up weight instead
+    warm, _ = ae.sparse_step(0.05, 0.3)(model, (x, torch.tensor(0.1)))
+    assert warm.item() == pytest.approx(mse.item() + 0.1 * penalty.item(), rel=1e-6)
+
+
+def test_sparsity_warmup_ramps_then_holds_and_batches_repeat_per_epoch():
+    assert [ae.warmup_weight(0.01, 4, e) for e in (1, 2, 4, 5, 50)] == pytest.approx(
+        [0.0025, 0.005, 0.01, 0.01, 0.01])
+    assert ae.warmup_weight(0.01, 0, 1) == 0.01
+    x = torch.arange(10.0)[:, None].expand(10, 3)
+    stream = ae.sparse_batches(x, 4, 0.01, 4, seed=0)
+    assert stream.steps_per_epoch == 3
+    epoch_2 = list(stream.batches(2))
+    assert [b[1].item() for b in epoch_2] == pytest.approx([0.005] * 3)
+    assert torch.equal(torch.cat([b[0] for b in epoch_2]).sort(0).values, x)   # each image once
+    again = list(stream.batches(2))                    # a resumed run sees the same epoch
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(epoch_2, again))
+    assert not torch.equal(epoch_2[0][0], next(iter(stream.batches(3)))[0])
 
 
 def test_vae_loss_terms_by_hand():
@@ -114,12 +133,13 @@ def test_denoising_step_noise_from_the_seeded_generator():
 TINY = ["--train-size", "256", "--epochs", "1", "--vae-epochs", "1", "--batch-size", "64",
         "--vae-batch-size", "64", "--threads", "1"]
 OUTPUTS = ("reconstructions.png", "denoising.png", "sparse_codes.png", "vae_samples.png",
-           "vae_interpolation.png", "loss.png", "metrics.json")
+           "vae_samples_mixture.png", "vae_interpolation.png", "loss.png", "metrics.json")
 
 
-def test_script_end_to_end_and_resume(mnist_root, tmp_path):
+def test_script_end_to_end_and_resume(mnist_root, tiny_judge, tmp_path):
     out = tmp_path / "ae"
-    argv = ["--data-dir", str(mnist_root), "--out-dir", str(out), *TINY]
+    argv = ["--data-dir", str(mnist_root), "--out-dir", str(out), "--judge-file",
+            str(tiny_judge[0]), *TINY]
     assert run(ae.main, argv) == 0
     for name in OUTPUTS:
         assert (out / name).stat().st_size > 0, name
@@ -133,10 +153,43 @@ def test_script_end_to_end_and_resume(mnist_root, tmp_path):
     assert m["vae"]["test_bce"] != m["vae"]["test_bce_at_mean"]      # the ELBO samples z
     assert 0 <= m["sparse"]["code_mean_activation"] <= 1 and "targets" in m
     assert m["compression"]["model"]["activation"] == "sigmoid"
+    # the digit judge reads real test digits more confidently, and closer to the other half of
+    # the test set, than samples of the PCA Gaussian
+    judged = m["vae"]["judge"]
+    real, pca = judged["real_test_digits"], judged["pca_gaussian_samples"]
+    assert real["confident_share"] > pca["confident_share"]
+    assert real["frechet_to_real"] < pca["frechet_to_real"]
+    assert judged["vae_prior_samples"]["n_images"] == ae.JUDGED_SAMPLES
+    assert judged["vae_mixture_samples"]["n_images"] == ae.JUDGED_SAMPLES
+    assert judged["vae_test_reconstructions"]["n_images"] == real["n_images"]
+    assert sum(judged["vae_prior_samples"]["digit_shares"]) == pytest.approx(1)
+    assert "vae_samples_judged_confidently" in m["targets"]
     # --resume of the finished run: two more epochs continue the same history
     assert run(ae.main, [*argv, "--kind", "compression", "--epochs", "2", "--resume"]) == 0
     m2 = json.loads((out / "metrics.json").read_text())
     assert m2["compression"]["epochs_run"] == 2 and list(m2) [0] == "compression"
+
+
+def test_pca_gaussian_samples_follow_the_component_variances():
+    x = torch.rand(500, 784) * 0.2 + 0.4                            # stays inside [0, 1] after PCA
+    pca = baselines.pca_fit(x, 3)
+    samples = ae.pca_gaussian_samples(pca, 20_000, torch.Generator().manual_seed(0))
+    codes = baselines.pca_encode(pca, samples)
+    assert samples.shape == (20_000, 784) and 0 <= samples.min() and samples.max() <= 1
+    assert torch.allclose(codes.var(0), pca.explained_variance, rtol=0.05)
+
+
+def test_posterior_mixture_samples_where_the_training_codes_are():
+    torch.manual_seed(0)
+    vae = VAE((784, 16, 8), 2).eval()
+    images = torch.rand(400, 784)
+    mixture = ae.posterior_mixture(vae, images, components=3, seed=0)
+    mu = vae.encode(images)[0].detach()
+    z = mixture.sample((4000,))
+    assert torch.allclose(z.mean(0).float(), mu.mean(0), atol=0.1 * mu.std(0).max().item())
+    assert torch.allclose(z.std(0).float(), mu.std(0), rtol=0.15)
+    a = ae.mixture_samples(vae, mixture, 5, seed=1)
+    assert a.shape == (5, 784) and torch.equal(a, ae.mixture_samples(vae, mixture, 5, seed=1))
 
 
 def _cli(argv, capsys):

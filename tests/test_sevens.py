@@ -32,6 +32,18 @@ def test_effects_are_deterministic_and_strength_zero_changes_nothing(effect):
     assert (strong - images).abs().amax(dim=(1, 2)).min() > 0.05     # every image changed
 
 
+def test_frame_and_fog_change_only_what_they_say():
+    image = torch.zeros(1, 28, 28)
+    image[0, 6:22, 12:15] = 1.0                                      # a white stroke
+    framed = sevens.apply_effect(image, "frame", torch.tensor([0.6]))
+    inner = slice(sevens.FRAME_WIDTH, 28 - sevens.FRAME_WIDTH)
+    assert torch.equal(framed[0, inner, inner], image[0, inner, inner])
+    assert framed[0, 0].eq(0.6).all() and framed[0, :, -1].eq(0.6).all()
+    fogged = sevens.apply_effect(image, "fog", torch.tensor([0.6]))
+    assert fogged[0, 10, 13] == 1.0                                  # strokes stay white
+    assert fogged[0, 0, 0].item() == pytest.approx(sevens.FOG_LEVEL * 0.6)   # background greys
+
+
 def test_rotation_turns_counter_clockwise():
     image = torch.zeros(1, 28, 28)
     image[0, 14, 20:26] = 1.0                                        # a dash right of the centre
