@@ -3,24 +3,31 @@
     python make_report.py                    # all experiments, report settings, into report/
     python make_report.py --quick --out-dir /tmp/report-quick   # same pipeline, tiny settings
     python make_report.py --backend ray --parallel 2 --threads 1  # grid trials two at a time
+    python make_report.py --jobs 2 --threads 1    # two experiments at a time, one thread each
 
 Each experiment runs its script's ``main`` with the script's own command line (shown in the
 report, so any section can be reproduced by hand), writing its figures, metrics.json, history
 and grid/cv tables under ``--out-dir``. A run whose command line and code (its script and the
 project modules it imports, ``project_imports``) are unchanged since it last finished is reused,
-not run again (``--force`` reruns everything). Then ``report.py`` writes ``<out-dir>/README.md``, reading every
-number from the runs' metrics.json / grid.csv / cv.csv.
+not run again (``--force`` reruns everything). With ``--jobs N`` experiments run N at a time,
+each in its own process with its output in ``<out-dir>/logs/<name>.log``; an experiment starts
+after those it reads from (``Experiment.after``: the digit judge's checkpoint). Then
+``report.py`` writes ``<out-dir>/README.md``, reading every number from the runs' metrics.json /
+grid.csv / cv.csv.
 """
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import json
+import multiprocessing
 import os
 import shlex
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +68,7 @@ class Experiment:
     data: bool = False     # needs --data-dir
     bf16: bool = False     # runs --precision bf16: skipped where this machine cannot
     grid: bool = False     # a grid search: --backend and --parallel are passed on
+    after: tuple[str, ...] = ()   # experiments whose outputs it reads (run first with --jobs)
 
 
 def experiments(quick: bool = False) -> list[Experiment]:
@@ -134,21 +142,23 @@ def experiments(quick: bool = False) -> list[Experiment]:
         Experiment("judge", "judge.py", [], ["--train-size", "3000", "--epochs", "1"], data=True),
         Experiment("patches", "lstm_mnist_patches.py", [],
                    ["--train-size", "600", "--test-size", "500", "--per-digit", "3", "--epochs", "1",
-                    "--hidden-size", "8"], data=True),
+                    "--hidden-size", "8"], data=True, after=("judge",)),
         *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
                      ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
           for effect in SEVENS_EFFECTS],
         Experiment("autoencoders", "autoencoders_mnist.py", [],
-                   ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True),
+                   ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True,
+                   after=("judge",)),
         Experiment("tsne", "tsne_mnist.py", [],
                    ["--n-images", "200", "--iterations", "50"], data=True),
         # spec 002 problems 3-4: the conditional GAN, conditioned on the label and on the centre
         # (both score with the judge's checkpoint, so they come after it)
-        Experiment("cgan", "cgan_mnist.py", [], tiny_gan, data=True),
+        Experiment("cgan", "cgan_mnist.py", [], tiny_gan, data=True, after=("judge",)),
         # the imputation GANs use the spec's plain discriminator (--no-projection), as problem 4
         Experiment("imputation", "cgan_mnist.py", ["--condition", "centre", "--no-projection",
                                                    "--epochs", "5"],
-                   ["--condition", "centre", "--no-projection", *tiny_gan], data=True),
+                   ["--condition", "centre", "--no-projection", *tiny_gan], data=True,
+                   after=("judge",)),
     ]
 
 
@@ -235,6 +245,49 @@ def run_experiment(exp: Experiment, out_dir: Path, *, quick: bool, data_dir: str
     return {**stamp, "reused": False}
 
 
+def _run_logged(exp: Experiment, out_dir: Path, log_path: Path, kwargs: dict) -> dict:
+    """``run_experiment`` in a worker process, its output (progress bars too) in ``log_path``."""
+    with open(log_path, "w") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        try:
+            return run_experiment(exp, out_dir, **kwargs)
+        except UsageError as error:
+            raise UsageError(f"{error} (its output: {log_path})") from None
+
+
+def run_in_parallel(chosen: list[Experiment], out_dir: Path, jobs: int, kwargs: dict) -> dict:
+    """Run ``chosen`` ``jobs`` at a time in fresh processes, in list order as far as each
+    experiment's ``after`` (among the chosen) allows; returns the stamps by name."""
+    log_dir = out_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    names = {e.name for e in chosen}
+    waiting, running, stamps = list(chosen), {}, {}
+    # spawn, not fork: the parent has imported torch, whose thread pools do not survive a fork
+    with ProcessPoolExecutor(max_workers=jobs,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            for exp in [e for e in waiting if all(a in stamps or a not in names for a in e.after)]:
+                if len(running) == jobs:
+                    break
+                waiting.remove(exp)
+                log = log_dir / f"{exp.name.replace('/', '--')}.log"
+                print(f"== {exp.name}: started (output in {log})", file=sys.stderr)
+                running[pool.submit(_run_logged, exp, out_dir, log, kwargs)] = exp
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                exp = running.pop(future)
+                try:
+                    stamps[exp.name] = future.result()
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)
+                    raise
+                took = ("reused" if stamps[exp.name].get("reused") else
+                        "skipped" if "skipped" in stamps[exp.name] else
+                        f"{stamps[exp.name]['seconds']:.0f} s")
+                print(f"== {exp.name}: done ({took}); {len(stamps)}/{len(chosen)}", file=sys.stderr)
+    return stamps
+
+
 def parse_args(argv=None):
     parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out-dir", default="report",
@@ -256,6 +309,10 @@ def parse_args(argv=None):
                              "default local)")
     parser.add_argument("--parallel", type=positive_int, default=1, metavar="N",
                         help="grid trials at once with --backend ray (default 1)")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="experiments at once, each in its own process with its output in "
+                             "<out-dir>/logs/ (default 1: one after another, output here); give "
+                             "--threads too, so that N × threads fits the cores")
     parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
                         help="--backend ray: the Ray cluster to join (default: a local runtime)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -278,12 +335,14 @@ def main(argv=None):
             raise UsageError(f"--only {' '.join(unknown)}: unknown; choose from {', '.join(sorted(names))}")
         chosen = [e for e in chosen if e.name in args.only]
     started = time.time()
-    stamps = {}
-    for number, exp in enumerate(chosen, 1):
-        print(f"== experiment {number}/{len(chosen)}: {exp.name}", file=sys.stderr)
-        stamps[exp.name] = run_experiment(exp, out_dir, quick=args.quick, data_dir=args.data_dir,
-                                          force=args.force, threads=args.threads,
-                                          backend=backend_flags)
+    kwargs = dict(quick=args.quick, data_dir=args.data_dir, force=args.force,
+                  threads=args.threads, backend=backend_flags)
+    if args.jobs > 1:
+        run_in_parallel(chosen, out_dir, args.jobs, kwargs)
+    else:
+        for number, exp in enumerate(chosen, 1):
+            print(f"== experiment {number}/{len(chosen)}: {exp.name}", file=sys.stderr)
+            run_experiment(exp, out_dir, **kwargs)
     every = experiments(args.quick)
     write_json(out_dir / CODE_VERSIONS, {e.name: code_version(e.script) for e in every})
     path = write_report(out_dir, [e.name for e in every], quick=args.quick)

@@ -144,3 +144,19 @@ def test_bf16_section_reports_a_skip_beside_an_earlier_run(quick_report, tmp_pat
     assert "was not run on this machine: no bf16 here." in text
     has_earlier = (tmp_path / "mnist" / "bf16" / "metrics.json").exists()
     assert ("from its last run on a CPU that supports it" in text) is has_earlier
+
+
+def test_jobs_run_experiments_in_processes_after_what_they_read(tmp_path, shared_data_dir, capsys):
+    """--jobs 2: each experiment in its own process with its output in logs/; the patch
+    experiment, which reads the judge's checkpoint, starts only after the judge is done."""
+    out = tmp_path / "report"
+    chosen = ["judge", "patches", "toy/plateau"]
+    assert run(make_report.main, ["--quick", "--jobs", "2", "--threads", "1", "--out-dir", str(out),
+                                  "--data-dir", str(shared_data_dir), "--only", *chosen]) == 0
+    err = capsys.readouterr().err
+    for name in chosen:
+        assert (out / name / "metrics.json").exists() and (out / name / "run.json").exists(), name
+        assert (out / "logs" / f"{name.replace('/', '--')}.log").stat().st_size > 0, name
+    assert err.index("== judge: done") < err.index("== patches: started")
+    assert err.index("== toy/plateau: started") < err.index("== judge: done")   # two at a time
+    assert (out / "README.md").exists()
