@@ -443,6 +443,9 @@ def main(argv=None):
     started = time.time()
     data = load_data(args)
     train_x, val_x, test_x, test_labels = data
+    if "vae" in kinds and args.mixture_components > len(train_x):
+        raise UsageError(f"--mixture-components {args.mixture_components}: more than the "
+                         f"{len(train_x):,} training images it is fitted to")
     out_dir = prepare_out_dir(args.out_dir)
     judge_file = Path(args.judge_file) if args.judge_file else default_judge_file(out_dir)
     if "vae" in kinds:

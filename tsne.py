@@ -21,8 +21,8 @@ Two ways to get the gradient, the same numbers (tests check both against finite 
 - ``kl_terms``: A and log Z from the whole N × N matrix, differentiated by autograd (the spec's
   ``loss.backward()``); memory and time grow with N² passes over full matrices.
 - ``KLTerms`` (``kl_terms_fused``): the same A and log Z with the analytic gradient computed in
-  the same pass over row blocks that fit in cache (two N × 2 matrix products per block); the
-  default for speed.
+  the same pass over row blocks that fit in cache, each pair computed once (the matrices are
+  symmetric; four thin matrix products per block); the default for speed.
 
 ``embed`` runs the iterations: plain gradient descent (``optimizer="sgd"``, y ← y − lr ∇; with
 ``momentum`` > 0 heavy-ball momentum) or Adam, from y ~ N(0, I) as the spec initialises.

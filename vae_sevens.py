@@ -6,8 +6,8 @@ of a random strength s ~ U[0, 1] per image (s = 0 leaves an image unchanged); th
 saved (strengths.csv) so the answer can be checked:
 
 - ``stripe``: a horizontal bar of brightness s across rows 20-22 (x ← max(x, s · bar));
-- ``frame``: a 2-pixel border of brightness s around the image (x ← max(x, s · frame); MNIST
-  digits sit in the central 20 × 20 pixels, so plain sevens never touch it);
+- ``frame``: a 2-pixel border of brightness s around the image (x ← max(x, s · frame); plain
+  sevens leave it almost empty, only the ends of some strokes reach it);
 - ``fog``: a grey veil, x ← x + 0.5 s (1 − x): the black background turns 0.5 s grey, white
   strokes stay white (plain MNIST backgrounds are exactly 0);
 - ``blur``: a Gaussian blur of standard deviation 3 · s pixels;

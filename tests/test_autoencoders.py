@@ -208,6 +208,8 @@ def _cli(argv, capsys):
     (["--kind", "gan"], "--kind"),
     (["--lr", "0.1", "0.01"], "--lr"),
     (["--vae-lr", "0"], "--vae-lr"),
+    (["--sparsity-warmup", "-1"], "--sparsity-warmup"),
+    (["--mixture-components", "0"], "--mixture-components"),
 ])
 def test_bad_input_one_line_exit_2_nothing_written(argv, needle, tmp_path, capsys):
     out = tmp_path / "o"
@@ -215,6 +217,14 @@ def test_bad_input_one_line_exit_2_nothing_written(argv, needle, tmp_path, capsy
     assert code == 2 and needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_more_mixture_components_than_images_is_refused_before_training(mnist_root, tmp_path,
+                                                                          capsys):
+    out = tmp_path / "o"
+    code, err = _cli(["--data-dir", str(mnist_root), "--out-dir", str(out), *TINY,
+                      "--mixture-components", "300"], capsys)          # 256 training images
+    assert code == 2 and "--mixture-components" in err and not out.exists()
 
 
 def test_resume_without_a_checkpoint_is_refused(mnist_root, tmp_path, capsys):
