@@ -13,7 +13,7 @@ import torch
 import vae_sevens as sevens
 from cli import run
 from errors import UsageError
-from feedforward import VAE
+from feedforward import VAE, VAEOutput, vae_loss
 
 
 @pytest.mark.parametrize("effect", sevens.EFFECTS)
@@ -98,10 +98,61 @@ def test_pearson_and_traversal_rows():
         torch.testing.assert_close(rows[1, 4], model.decode(code[None]).view(28, 28))
 
 
+def _posterior(z: torch.Tensor, std: float = 0.05) -> VAEOutput:
+    """A batch whose posteriors are narrow Gaussians around the codes z (B, K)."""
+    logvar = torch.full_like(z, 2 * np.log(std))
+    return VAEOutput(recon=None, mu=z, logvar=logvar, z=z + std * torch.randn_like(z))
+
+
+def test_total_correlation_is_larger_for_dependent_dimensions():
+    torch.manual_seed(0)
+    independent = torch.randn(256, 2)
+    dependent = independent[:, :1].expand(-1, 2).clone()        # z2 = z1: all of TC
+    tc_independent = sevens.total_correlation(_posterior(independent), dataset_size=256).item()
+    tc_dependent = sevens.total_correlation(_posterior(dependent), dataset_size=256).item()
+    assert tc_dependent > tc_independent + 1.0
+    # in eval mode (z is μ itself) the estimate draws its own sample instead of using μ
+    mu = independent.requires_grad_()
+    out = VAEOutput(None, mu, torch.zeros_like(mu), mu)
+    sevens.total_correlation(out, dataset_size=256).backward()
+    assert torch.isfinite(mu.grad).all() and mu.grad.abs().sum() > 0
+
+
+def test_objectives_add_their_term_to_the_negative_elbo():
+    torch.manual_seed(0)
+    model = VAE(sizes=(784, 16), latent_dim=3)
+    x = torch.rand(8, 28, 28)
+    torch.manual_seed(1)
+    loss_tc, metrics_tc = sevens.vae_step("beta-tcvae", tc_weight=8.0, dataset_size=100)(model, (x,))
+    torch.manual_seed(1)
+    out = model(x)
+    elbo_loss, _ = vae_loss(out, x, kl_weight=1.0, reconstruction="sum")
+    assert loss_tc.item() == pytest.approx(elbo_loss.item() + 7 * metrics_tc["tc"], rel=1e-5)
+    torch.manual_seed(1)
+    loss_b, metrics_b = sevens.vae_step("beta-vae", kl_weight=4.0)(model, (x,))
+    assert loss_b.item() == pytest.approx(metrics_b["bce"] + 4 * metrics_b["kl"], rel=1e-5)
+    with pytest.raises(ValueError):
+        sevens.vae_step("gan")
+
+
+def test_linear_readout_and_probe_find_a_strength_the_images_carry():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randn(200, 3, generator=g)
+    s = codes @ torch.tensor([0.5, -1.0, 0.0]) + 0.01 * torch.randn(200, generator=g)
+    assert sevens.linear_readout_r(codes[:150], s[:150], codes[150:], s[150:]) > 0.99
+    # brightness = strength: the CNN regressor learns it from a few hundred images
+    strengths = torch.rand(400, generator=g)
+    images = strengths.view(-1, 1, 1) * torch.ones(400, 28, 28)
+    r = sevens.strength_probe(images[:300], strengths[:300], images[300:], strengths[300:],
+                              epochs=3, seed=0, device=torch.device("cpu"))
+    assert r > 0.9
+
+
 def test_script_on_mnist_sevens(mnist_root, tmp_path):
     out = tmp_path / "stripe"
     sevens.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--effect", "stripe",
-                 "--epochs", "2", "--sizes", "32", "--latent-dim", "2", "--threads", "1"])
+                 "--epochs", "2", "--sizes", "32", "--latent-dim", "2", "--threads", "1",
+                 "--probe-epochs", "1", "--objective", "beta-tcvae"])
     for name in ("effect.png", "traversals.png", "correlation.png", "loss.png", "strengths.csv",
                  "metrics.json", "history.csv", "checkpoint.pt"):
         assert (out / name).stat().st_size > 0, name
@@ -109,6 +160,9 @@ def test_script_on_mnist_sevens(mnist_root, tmp_path):
     assert m["n_train"] + m["n_val"] == 6265 and m["n_test"] == 1028
     assert len(m["pearson_r"]) == 2 and m["named_dimension"] in (1, 2)
     assert m["named_abs_r"] == max(abs(r) for r in m["pearson_r"])
+    assert m["objective"] == "beta-tcvae" and -1 <= m["all_dims_r"] <= 1 and -1 <= m["probe_r"] <= 1
+    # the stripe is a bright bar: even one epoch of the supervised probe reads its strength
+    assert m["probe_r"] > 0.8
 
 
 def test_script_on_a_data_file(tmp_path):
@@ -144,6 +198,9 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--effect", "sparkle"], "--effect"),
         (["--latent-dim", "0"], "--latent-dim"),
         (["--latent-dim", "17"], "--latent-dim"),
+        (["--objective", "gan"], "--objective"),
+        (["--tc-weight", "0"], "--tc-weight"),
+        (["--probe-epochs", "-1"], "--probe-epochs"),
         (["--data-file", str(obj)], "refused"),
         (["--data-file", str(evil)], "evil.pkl"),
         (["--data-file", str(flat)], "(N, 28, 28)"),
