@@ -144,7 +144,8 @@ def experiments(quick: bool = False) -> list[Experiment]:
                    ["--train-size", "600", "--test-size", "500", "--per-digit", "3", "--epochs", "1",
                     "--hidden-size", "8"], data=True, after=("judge",)),
         *[Experiment(f"sevens/{effect}", "vae_sevens.py", ["--effect", effect],
-                     ["--effect", effect, "--epochs", "2", "--sizes", "32"], data=True)
+                     ["--effect", effect, "--epochs", "2", "--sizes", "32", "--probe-epochs", "1"],
+                     data=True)
           for effect in SEVENS_EFFECTS],
         Experiment("autoencoders", "autoencoders_mnist.py", [],
                    ["--train-size", "600", "--epochs", "1", "--vae-epochs", "1"], data=True,

@@ -152,7 +152,7 @@ def test_script_on_mnist_sevens(mnist_root, tmp_path):
     out = tmp_path / "stripe"
     sevens.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--effect", "stripe",
                  "--epochs", "2", "--sizes", "32", "--latent-dim", "2", "--threads", "1",
-                 "--probe-epochs", "1", "--objective", "beta-tcvae"])
+                 "--probe-epochs", "1", "--restarts", "2"])
     for name in ("effect.png", "traversals.png", "correlation.png", "loss.png", "strengths.csv",
                  "metrics.json", "history.csv", "checkpoint.pt"):
         assert (out / name).stat().st_size > 0, name
@@ -161,6 +161,14 @@ def test_script_on_mnist_sevens(mnist_root, tmp_path):
     assert len(m["pearson_r"]) == 2 and m["named_dimension"] in (1, 2)
     assert m["named_abs_r"] == max(abs(r) for r in m["pearson_r"])
     assert m["objective"] == "beta-tcvae" and -1 <= m["all_dims_r"] <= 1 and -1 <= m["probe_r"] <= 1
+    # two restarts, each in its own folder; the one with the lower validation objective is kept
+    restarts = m["restarts"]
+    assert [r["seed"] for r in restarts] == [0, 1] and sum(r["kept"] for r in restarts) == 1
+    kept = next(r for r in restarts if r["kept"])
+    assert kept["best_val_loss"] == min(r["best_val_loss"] for r in restarts)
+    assert m["kept_seed"] == kept["seed"] and kept["named_abs_r"] == m["named_abs_r"]
+    for seed in (0, 1):
+        assert (out / "restarts" / f"seed-{seed}" / "checkpoint.pt").exists()
     # the stripe is a bright bar: even one epoch of the supervised probe reads its strength
     assert m["probe_r"] > 0.8
 
@@ -174,6 +182,7 @@ def test_script_on_a_data_file(tmp_path):
                  "--sizes", "16", "--threads", "1"])
     m = json.loads((out / "metrics.json").read_text())
     assert sorted(m["ranking"]) == [1, 2, 3, 4] and "pearson_r" not in m
+    assert len(m["restarts"]) == 3 and "named_abs_r" not in m["restarts"][0]
     assert (out / "traversals.png").exists() and not (out / "strengths.csv").exists()
 
 
@@ -201,6 +210,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, capsys):
         (["--objective", "gan"], "--objective"),
         (["--tc-weight", "0"], "--tc-weight"),
         (["--probe-epochs", "-1"], "--probe-epochs"),
+        (["--restarts", "0"], "--restarts"),
         (["--data-file", str(obj)], "refused"),
         (["--data-file", str(evil)], "evil.pkl"),
         (["--data-file", str(flat)], "(N, 28, 28)"),
