@@ -135,7 +135,7 @@ def test_objectives_add_their_term_to_the_negative_elbo():
         sevens.vae_step("gan")
 
 
-def test_linear_readout_and_probe_find_a_strength_the_images_carry():
+def test_linear_readout_and_probe_find_a_strength_the_images_carry(tmp_path):
     g = torch.Generator().manual_seed(0)
     codes = torch.randn(200, 3, generator=g)
     s = codes @ torch.tensor([0.5, -1.0, 0.0]) + 0.01 * torch.randn(200, generator=g)
@@ -143,9 +143,11 @@ def test_linear_readout_and_probe_find_a_strength_the_images_carry():
     # brightness = strength: the CNN regressor learns it from a few hundred images
     strengths = torch.rand(400, generator=g)
     images = strengths.view(-1, 1, 1) * torch.ones(400, 28, 28)
-    r = sevens.strength_probe(images[:300], strengths[:300], images[300:], strengths[300:],
-                              epochs=3, seed=0, device=torch.device("cpu"))
+    r = sevens.strength_probe(images[:250], strengths[:250], images[250:300], strengths[250:300],
+                              images[300:], strengths[300:], epochs=3, seed=0,
+                              device=torch.device("cpu"), run_dir=tmp_path / "probe")
     assert r > 0.9
+    assert (tmp_path / "probe" / "history.csv").exists()      # trained by the shared loop
 
 
 def test_script_on_mnist_sevens(mnist_root, tmp_path):
