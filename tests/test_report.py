@@ -160,3 +160,19 @@ def test_jobs_run_experiments_in_processes_after_what_they_read(tmp_path, shared
     assert err.index("== judge: done") < err.index("== patches: started")
     assert err.index("== toy/plateau: started") < err.index("== judge: done")   # two at a time
     assert (out / "README.md").exists()
+
+
+def test_parallel_runs_start_with_the_longest_path(tmp_path):
+    """--jobs orders by last run time plus the longest chain waiting on an experiment: a short
+    judge that a long run waits for goes before a medium one; never-run experiments go last,
+    in list order."""
+    def experiment(name, after=()):
+        return make_report.Experiment(name, "toy.py", [], [], after=after)
+
+    for name, seconds in (("judge", 10), ("gan", 100), ("medium", 60), ("short", 5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({"seconds": seconds}))
+    chosen = [experiment("new-a"), experiment("short"), experiment("medium"), experiment("judge"),
+              experiment("gan", after=("judge",)), experiment("new-b")]
+    order = [e.name for e in make_report.longest_path_first(chosen, tmp_path)]
+    assert order == ["judge", "gan", "medium", "short", "new-a", "new-b"]
