@@ -13,6 +13,7 @@ import torch
 import vae_sevens as sevens
 from cli import run
 from errors import UsageError
+from data import load_mnist
 from feedforward import VAE, VAEOutput, vae_loss
 
 
@@ -164,6 +165,21 @@ def test_plain_variation_tells_an_added_pattern_from_a_change_along_the_main_dir
     assert framed["plain_variation_share"] < 0.01 and not framed["main_variation"]
     # the frame's own direction reads s exactly; fade's is drowned by the plain brightness
     assert framed["effect_direction_r"] > 0.99 > faded["effect_direction_r"]
+
+
+def test_the_menu_rule_splits_the_effects_as_documented_on_real_sevens(mnist_root):
+    """README and report: stripe, frame and fog lie outside plain sevens' first 4 principal
+    directions (the issue's menu); blur, fade, shift and rotate are main directions of them."""
+    images, labels = load_mnist(mnist_root, train=True)
+    test_images, test_labels = load_mnist(mnist_root, train=False)
+    plain, test = images[labels == 7], test_images[test_labels == 7]
+    s = sevens.effect_strengths(len(test), seed=1)
+    outside = {"stripe", "frame", "fog"}
+    for effect in sevens.EFFECTS:
+        found = sevens.plain_variation(plain, effect, 4, sevens.apply_effect(test, effect, s), s)
+        assert found["main_variation"] is (effect not in outside), (effect, found)
+        # the effect's own axis reads s at the target only for the menu's effects
+        assert (found["effect_direction_r"] >= 0.9) is (effect in outside), (effect, found)
 
 
 def test_script_on_mnist_sevens(mnist_root, tmp_path):
