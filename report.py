@@ -780,8 +780,8 @@ def sevens_section(out_dir: Path) -> str:
         f"(times on a machine shared with other jobs). Baseline: the best |r| of the first K "
         f"principal components (linear, same code size). Two more columns say where a miss comes "
         f"from: r of s with the least-squares combination of all K posterior means (fitted on the "
-        f"training sevens; high here but low in \\|r\\| named: the code holds the effect on a "
-        f"slant across its axes), and with a small CNN regressor trained on the training sevens' "
+        f"training sevens; where it is high and \\|r\\| named is low, the code holds the effect "
+        f"on a slant across its axes), and with a small CNN regressor trained on the training sevens' "
         f"known strengths (supervised: how much of s the images carry). One seed each; the README "
         f"shows how much the named \\|r\\| moves between seeds.", "",
         f"**Which effects the issue's menu holds.** It asks for effects that are not already a "

@@ -93,7 +93,7 @@ from hardware import machine_info
 from models import count_parameters
 from outputs import atomic_path, prepare_out_dir, write_csv, write_json
 from plotting import COLORS, STYLE, figure, plot_histories, plot_image_grid, save_figure
-from training import (CHECKPOINT, HISTORY, FitResult, TrainSettings, batches, evaluate, fit,
+from training import (CHECKPOINT, HISTORY, FitResult, TrainSettings, evaluate, fit,
                       write_history)
 
 TASK = "sevens"
@@ -233,10 +233,18 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a @ b / denominator).item() if denominator > 0 else 0.0
 
 
+def principal_directions(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (784,) and principal directions (rows of (784, 784), largest variance first) of
+    images (N, 28, 28), in their own dtype."""
+    flat = images.flatten(1)
+    mean = flat.mean(0)
+    _, _, v = torch.linalg.svd(flat - mean, full_matrices=False)
+    return mean, v
+
+
 def pca_codes(train: torch.Tensor, test: torch.Tensor, k: int) -> torch.Tensor:
     """Test images projected on the first k principal components of the training images: (N, k)."""
-    mean = train.flatten(1).mean(0)
-    _, _, v = torch.linalg.svd(train.flatten(1) - mean, full_matrices=False)
+    mean, v = principal_directions(train)
     return (test.flatten(1) - mean) @ v[:k].T
 
 
@@ -326,7 +334,7 @@ def plain_variation(plain_train: torch.Tensor, effect: str, k: int, test: torch.
       mean pixel change, one fixed linear axis chosen with the answer known: where even it stays
       below the target, the sevens' own variation along that axis drowns s."""
     plain = plain_train.flatten(1).double()                              # (N, 784)
-    _, _, v = torch.linalg.svd(plain - plain.mean(0), full_matrices=False)
+    _, v = principal_directions(plain_train.double())
     change = (apply_effect(plain_train, effect, torch.ones(len(plain_train))).flatten(1).double()
               - plain)                                                   # (N, 784)
     share = ((change @ v[:k].T) ** 2).sum() / (change ** 2).sum()
