@@ -2,7 +2,8 @@
 
 Trains F_fc (``LSTMAutoencoder``, fully connected gates) and F_conv (``ConvLSTMAutoencoder``,
 convolutional gates, Shi et al. 2015; by default its encoder reads the rows both ways,
-``--conv-encoder``) to reconstruct each image from z = h_T and, from the decoder's last hidden
+``--conv-encoder``, and its decoder reads z through a convolution that spans all of z,
+``--z-kernel-size``) to reconstruct each image from z = h_T and, from the decoder's last hidden
 state, to classify it: loss = MSE(x, x̃) + ``--class-weight`` · CE(y, ỹ).
 Images are fed row by row (``--input-size 28``, 28 steps, the default) or pixel by pixel
 (``--input-size 1``, 784 steps; F_fc only, the default there); any divisor of 784 works for F_fc. Pixel mode has
@@ -125,6 +126,12 @@ def parse_args(argv=None):
                             "twice that with the bidirectional encoder (default 14)")
     model.add_argument("--kernel-size", type=odd_int, default=3,
                        help="F_conv: odd 1-D convolution width along the row (default 3)")
+    model.add_argument("--z-kernel-size", type=odd_int, default=None,
+                       help="F_conv: odd width of the convolution through which the decoder reads "
+                            "z, at least --kernel-size; it runs once per image (z does not change "
+                            "over the steps); --kernel-size gives the plain ConvLSTM decoder "
+                            "(default 2 × input size − 1, 55 for rows: every decoder position "
+                            "sees all of z; chosen on validation, see README)")
     model.add_argument("--no-reverse", dest="reverse", action="store_false",
                        help="decode the top row first; by default MNIST is decoded bottom row "
                             "first (--reverse is on here)")
@@ -166,6 +173,11 @@ def check_args(args) -> list[str]:
     if "conv" in cells and args.decoder_input != "z":
         raise UsageError(f"--decoder-input {args.decoder_input}: F_conv's decoder reads z only; "
                          f"use --cell fc")
+    if args.z_kernel_size is None:                       # every decoder position sees all of z
+        args.z_kernel_size = max(2 * args.input_size - 1, args.kernel_size)
+    if "conv" in cells and args.z_kernel_size < args.kernel_size:
+        raise UsageError(f"--z-kernel-size {args.z_kernel_size}: must be at least --kernel-size "
+                         f"{args.kernel_size}")
     if "conv" in cells and args.init == "chrono":
         raise UsageError("--init chrono: F_conv has no chrono initialisation; use --cell fc, or "
                          "--init orthogonal")
@@ -259,7 +271,8 @@ def main(argv=None):
         ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
                                  reverse=args.reverse,
                                  bidirectional=args.conv_encoder == "bidirectional",
-                                 init=args.init, code_size=args.code_size)
+                                 init=args.init, code_size=args.code_size,
+                                 z_kernel_size=args.z_kernel_size)
         return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
 
     builders = {"fc": (build_fc, args.hidden_size), "conv": (build_conv, [args.conv_channels])}

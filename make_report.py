@@ -47,7 +47,8 @@ MNIST_SWEEP = ("--train-size", "20000", "--epochs", "6")   # a third of the defa
 SNP_SWEEP = ("--folds", "2", "--pred-epochs", "1")           # the sweep compares reconstructions
 # F_fc vs F_conv at equal compute (the report's frontier section): more sizes of each architecture
 # at the MNIST section's budget (all training images, 10 epochs); the "mnist" run itself gives F_fc
-# with 256 hidden units and the default F_conv (14 channels, kernel 3, bidirectional encoder)
+# with 256 hidden units and the default F_conv (14 channels, kernel 3, bidirectional encoder,
+# decoder reading z through a 55-wide convolution)
 FRONTIER = {
     "fc-32": ["--cell", "fc", "--hidden-size", "32"],
     "fc-64": ["--cell", "fc", "--hidden-size", "64"],

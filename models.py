@@ -446,15 +446,22 @@ class ConvLSTMLayer(nn.Module):
     """
 
     def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 5,
-                 forget_bias: float = 1.0, init: str = "orthogonal"):
+                 forget_bias: float = 1.0, init: str = "orthogonal",
+                 input_kernel_size: int | None = None):
         super().__init__()
-        if kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        input_kernel_size = input_kernel_size or kernel_size
+        for name, k in (("kernel_size", kernel_size), ("input_kernel_size", input_kernel_size)):
+            if k < 1 or k % 2 == 0:
+                raise ValueError(f"{name} must be odd (same padding), got {k}")
+        if input_kernel_size < kernel_size:
+            raise ValueError(f"input_kernel_size ({input_kernel_size}) must be at least "
+                             f"kernel_size ({kernel_size})")
         self.in_channels, self.hidden_channels, self.kernel_size = in_channels, hidden_channels, kernel_size
-        pad = kernel_size // 2
-        self.input_conv = nn.Conv1d(in_channels, 4 * hidden_channels, kernel_size, padding=pad)
+        self.input_kernel_size = input_kernel_size
+        self.input_conv = nn.Conv1d(in_channels, 4 * hidden_channels, input_kernel_size,
+                                    padding=input_kernel_size // 2)
         self.hidden_conv = nn.Conv1d(hidden_channels, 4 * hidden_channels, kernel_size,
-                                     padding=pad, bias=False)
+                                     padding=kernel_size // 2, bias=False)
         if init == "orthogonal":
             self.reset_parameters(forget_bias)
         elif init != "torch":
@@ -465,12 +472,19 @@ class ConvLSTMLayer(nn.Module):
         """Per gate, as ``init_lstm_`` does for F_fc: an orthogonal hidden-to-hidden kernel
         (viewed as a C × C·k matrix), so the decoder fed a constant z keeps a rich trajectory
         instead of contracting to a fixed point (a constant output, the mean pixel); Xavier-
-        uniform input kernels; zero biases except the forget gate's ``forget_bias``."""
-        c = self.hidden_channels
+        uniform input kernels; zero biases except the forget gate's ``forget_bias``. A wider input
+        kernel (``input_kernel_size`` > ``kernel_size``) starts with only its centre
+        ``kernel_size`` taps drawn, as the narrow kernel's, and the outer taps zero: the layer
+        starts as the narrow one and learns how far to look."""
+        c, k = self.hidden_channels, self.kernel_size
+        centre = slice((self.input_kernel_size - k) // 2, (self.input_kernel_size + k) // 2)
+        self.input_conv.weight.zero_()
         for gate in range(4):
             rows = slice(gate * c, (gate + 1) * c)
             nn.init.orthogonal_(self.hidden_conv.weight[rows].view(c, -1))
-            nn.init.xavier_uniform_(self.input_conv.weight[rows].view(c, -1))
+            narrow = torch.empty(c, self.in_channels, k)
+            nn.init.xavier_uniform_(narrow.view(c, -1))
+            self.input_conv.weight[rows, :, centre] = narrow
         self.input_conv.bias.zero_()
         self.input_conv.bias[c:2 * c] = forget_bias          # gate order i, f, o, g
 
@@ -506,11 +520,14 @@ class ConvLSTMLayer(nn.Module):
             return self.recur(self.input_gates(x).unbind(1), state)
         batch, _, _, width = x.shape
         h, c = state if state is not None else self._zeros(x, batch, width)
-        weight = torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1)  # (4C, C_in+C, k)
         outputs = []
         for x_t in x.unbind(1):
-            gates = nn.functional.conv1d(torch.cat([x_t, h], dim=1), weight,
-                                         self.input_conv.bias, padding=self.kernel_size // 2)
+            if self.input_kernel_size == self.kernel_size:
+                weight = torch.cat([self.input_conv.weight, self.hidden_conv.weight], dim=1)
+                gates = nn.functional.conv1d(torch.cat([x_t, h], dim=1), weight,  # [W_x, W_h]
+                                             self.input_conv.bias, padding=self.kernel_size // 2)
+            else:                                              # kernels of two widths
+                gates = self.input_conv(x_t) + self.hidden_conv(h)
             h, c = LSTMPointwise.apply(gates, c)
             outputs.append(h)
         return torch.stack(outputs, 1), (h, c)
@@ -535,6 +552,10 @@ class ConvLSTMAutoencoder(nn.Module):
         init: "orthogonal" (orthogonal recurrent kernels, forget bias 1) or "torch".
         code_size: None (z = the h_T map) or k: z = A vec(h_T) + a, k numbers, and the decoder
             reads the map B z + b (both maps linear and learned).
+        z_kernel_size: odd width of the convolution through which the decoder reads z (None:
+            ``kernel_size``). z is constant over the steps, so this convolution runs once per
+            sequence; 2W − 1 lets every decoder position see all of z (its outer taps start at
+            zero, see ``ConvLSTMLayer.reset_parameters``).
 
     ``forward(x)`` returns the same ``AEOutput`` as ``LSTMAutoencoder``, with maps instead of
     vectors: recon (B, T, W), z (B, C_z, W) (or (B, k) with ``code_size``), dec_hidden (B, T, C, W) in decoding order,
@@ -543,7 +564,7 @@ class ConvLSTMAutoencoder(nn.Module):
 
     def __init__(self, width: int, channels: int = 16, kernel_size: int = 5, num_layers: int = 1,
                  reverse: bool = False, bidirectional: bool = False, init: str = "orthogonal",
-                 code_size: int | None = None):
+                 code_size: int | None = None, z_kernel_size: int | None = None):
         super().__init__()
         if code_size is not None and code_size < 1:
             raise ValueError(f"code_size must be a positive whole number, got {code_size}")
@@ -551,7 +572,7 @@ class ConvLSTMAutoencoder(nn.Module):
             raise ValueError(f"a ConvLSTM needs at least 2 values per step to convolve, got {width}")
         self.config = dict(width=width, channels=channels, kernel_size=kernel_size,
                            num_layers=num_layers, reverse=reverse, bidirectional=bidirectional,
-                           init=init, code_size=code_size)
+                           init=init, code_size=code_size, z_kernel_size=z_kernel_size)
         self.width, self.channels, self.num_layers = width, channels, num_layers
         self.reverse, self.bidirectional = reverse, bidirectional
         z_channels = channels * (2 if bidirectional else 1)
@@ -560,13 +581,15 @@ class ConvLSTMAutoencoder(nn.Module):
         self.to_code = nn.Linear(z_channels * width, code_size) if code_size else None
         self.from_code = nn.Linear(code_size, z_channels * width) if code_size else None
 
-        def stack(first_in):
-            return nn.ModuleList(ConvLSTMLayer(first_in if layer == 0 else channels, channels,
-                                               kernel_size, init=init) for layer in range(num_layers))
+        def stack(first_in, first_kernel=None):
+            return nn.ModuleList(
+                ConvLSTMLayer(first_in if layer == 0 else channels, channels, kernel_size, init=init,
+                              input_kernel_size=first_kernel if layer == 0 else None)
+                for layer in range(num_layers))
 
         self.encoder = stack(1)
         self.encoder_backward = stack(1) if bidirectional else None
-        self.decoder = stack(z_channels)
+        self.decoder = stack(z_channels, z_kernel_size)
         self.readout = nn.Conv1d(channels, 1, kernel_size=1)     # U: 1×1 convolution
         if code_size and init == "orthogonal":                    # norm-preserving code maps
             for linear in (self.to_code, self.from_code):

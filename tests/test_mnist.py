@@ -96,6 +96,35 @@ def test_hoisted_input_convolution_matches_per_step_reference(reverse, bidirecti
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_wide_z_kernel_starts_as_the_narrow_decoder_and_matches_the_per_step_reference():
+    """--z-kernel-size: the decoder reads z through a wider convolution whose outer taps start
+    at zero, so at initialisation the model computes what the narrow one computes; it still
+    agrees with the per-step formulation, and gradients reach the outer taps."""
+    torch.manual_seed(7)
+    wide = ConvLSTMAutoencoder(width=9, channels=3, kernel_size=3, bidirectional=True,
+                               z_kernel_size=17).double()
+    z_weight = wide.decoder[0].input_conv.weight
+    assert z_weight.shape == (12, 6, 17) and wide.decoder[0].hidden_conv.weight.shape == (12, 3, 3)
+    assert wide.config["z_kernel_size"] == 17
+    assert (z_weight[:, :, :7] == 0).all() and (z_weight[:, :, 10:] == 0).all()
+    assert (z_weight[:, :, 7:10] != 0).all()
+    narrow = ConvLSTMAutoencoder(width=9, channels=3, kernel_size=3, bidirectional=True).double()
+    state = wide.state_dict()
+    state["decoder.0.input_conv.weight"] = z_weight[:, :, 7:10]
+    narrow.load_state_dict(state)
+    x = torch.rand(2, 5, 9, dtype=torch.float64)
+    torch.testing.assert_close(wide(x).recon, narrow(x).recon, rtol=0, atol=0)
+    fast, slow = wide(x), wide(x, per_step=True)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    fast.recon.sum().backward()
+    outer = wide.decoder[0].input_conv.weight.grad[:, :, :7]
+    assert outer.abs().sum() > 0
+    for z_kernel in (2, 1):                                   # even, or narrower than the kernel
+        with pytest.raises(ValueError, match="kernel_size"):
+            ConvLSTMAutoencoder(width=9, kernel_size=3, z_kernel_size=z_kernel)
+
+
 def test_layer_agrees_with_reference_from_a_given_state():
     torch.manual_seed(2)
     layer = ConvLSTMLayer(2, 3, kernel_size=3).double()
