@@ -55,7 +55,8 @@ FRONTIER = {
     "fc-128": ["--cell", "fc", "--hidden-size", "128"],
     "conv-8-k3": ["--cell", "conv", "--conv-channels", "8"],
     "conv-14-k5": ["--cell", "conv", "--kernel-size", "5"],
-    "conv-14-k3-forward": ["--cell", "conv", "--conv-encoder", "forward"],   # the design ablation
+    "conv-14-k3-forward": ["--cell", "conv", "--conv-encoder", "forward"],   # the design ablations:
+    "conv-14-k3-zk3": ["--cell", "conv", "--z-kernel-size", "3"],            # encoder, decoder
     # F_conv with more weight on its classifier (--class-weight 0.1, 19 min) left the report to
     # keep its regeneration near 90 min; its full-data numbers are in the README with the command
 }
@@ -263,12 +264,20 @@ def _run_logged(exp: Experiment, out_dir: Path, log_path: Path, kwargs: dict) ->
 
 def longest_path_first(chosen: list[Experiment], out_dir: Path) -> list[Experiment]:
     """``chosen`` ordered by how long each keeps the machine busy: its last run's time (run.json;
-    0 if never run) plus the longest chain of chosen experiments that wait for it. Started in
-    this order, N at a time, the long runs and the judge that others wait for go first and short
-    ones fill the gaps at the end (list order breaks ties)."""
-    def seconds(exp):
+    one never run, or whose stamp went with a code change, counts as long as the longest known
+    run, so an unknown is not left to make a long tail) plus the longest chain of chosen
+    experiments that wait for it. Started in this order, N at a time, the long runs and the
+    judge that others wait for go first and short ones fill the gaps at the end (list order
+    breaks ties)."""
+    known = {}
+    for exp in chosen:
         stamp = out_dir / exp.name / "run.json"
-        return json.loads(stamp.read_text()).get("seconds", 0.0) if stamp.exists() else 0.0
+        if stamp.exists():
+            known[exp.name] = json.loads(stamp.read_text()).get("seconds", 0.0)
+    unknown = max(known.values(), default=0.0)
+
+    def seconds(exp):
+        return known.get(exp.name, unknown)
 
     chain: dict[str, float] = {}
     for exp in reversed(chosen):           # an experiment comes after everything it waits for

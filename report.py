@@ -1231,19 +1231,31 @@ def frontier_points(out_dir: Path) -> list[dict]:
         for arch in ("F_fc", "F_conv"):
             if arch not in run["metrics"]:
                 continue
-            r = run["metrics"][arch]
+            r = dict(run["metrics"][arch])
+            median = median_epoch_seconds(run, arch)
+            if median is not None:       # an epoch slowed by a neighbouring job's burst
+                r.update(mean_seconds_per_epoch=r["seconds_per_epoch"], seconds_per_epoch=median)
             model = r["model"]
             if arch == "F_fc":
                 label = f"H={model['hidden_size']}"
             else:
-                label = f"C={model['channels']} k={model['kernel_size']}"   # series: direction
-            series = (arch if arch == "F_fc" or model["bidirectional"]
-                      else "F_conv, forward encoder")
+                label = f"C={model['channels']} k={model['kernel_size']}"   # series: the design
+            series = arch
+            if arch == "F_conv" and not model["bidirectional"]:
+                series = "F_conv, forward encoder"
+            elif arch == "F_conv" and narrow_z_kernel(model):
+                series = "F_conv, narrow z kernel"
             if weight != base_weight:
                 series += f", class weight {weight:g}"
             points.append({"arch": arch, "label": label, "run": run, "r": r,
                            "default": run["name"] == "mnist", "series": series})
     return points
+
+
+def narrow_z_kernel(model: dict) -> bool:
+    """Whether an F_conv's decoder reads z through its recurrence's own kernel (the plain
+    ConvLSTM decoder; runs before ``--z-kernel-size`` existed had no other)."""
+    return (model.get("z_kernel_size") or model["kernel_size"]) == model["kernel_size"]
 
 
 def plain_number(value: float, _position=None) -> str:
@@ -1262,12 +1274,13 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
     models' points are hollow-ringed. Lines: the 98.5 % and dense-AE targets, and 1.5 × F_fc's
     default cost."""
     styles = {"F_fc": ("o", COLORS[0]), "F_conv": ("s", COLORS[1]),
-              "F_conv, forward encoder": ("^", COLORS[2])}
-    for extra, color in zip(sorted({p["series"] for p in points} - set(styles)), COLORS[3:]):
+              "F_conv, forward encoder": ("^", COLORS[2]),
+              "F_conv, narrow z kernel": ("v", COLORS[3])}
+    for extra, color in zip(sorted({p["series"] for p in points} - set(styles)), COLORS[4:]):
         styles[extra] = ("D", color)              # a variant of the loss: a point, not a curve
     fig, axes = figure(2, 2, width=13, row_height=5.0)
     with plt.rc_context(STYLE):
-        for col, (key, xlabel) in enumerate([("seconds_per_epoch", "training time per epoch (s, "
+        for col, (key, xlabel) in enumerate([("seconds_per_epoch", "median training time per epoch (s, "
                                               "one CPU thread)"), ("parameters", "parameters")]):
             for row, (metric, ylabel) in enumerate([("test_accuracy", "test accuracy (%)"),
                                                     ("test_mse", "test MSE (pixel values in [0, 1])")]):
@@ -1314,17 +1327,30 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
     save_figure(fig, path)
 
 
+def z_kernel_pair(rows: list[dict]) -> tuple[dict | None, dict | None]:
+    """The narrow-z-kernel F_conv and the default-design F_conv of the same channels and kernel
+    (the ablation of ``--z-kernel-size``), or (None, None)."""
+    for narrow in (r for r in rows if r["series"] == "F_conv, narrow z kernel"):
+        for wide in (r for r in rows if r["series"] == "F_conv"):
+            if all(wide["model"][key] == narrow["model"][key]
+                   for key in ("channels", "kernel_size", "bidirectional")):
+                return narrow, wide
+    return None, None
+
+
 def frontier_summary(points: list[dict], base: dict) -> dict:
     """The frontier's numbers, derived from the runs (written beside the figure as
     mnist/frontier.json): each point, its cost relative to F_fc's default, and the targets."""
     bm = base["metrics"]
-    fc_seconds = bm["F_fc"]["seconds_per_epoch"]
+    fc_seconds = next((p["r"]["seconds_per_epoch"] for p in points
+                       if p["default"] and p["arch"] == "F_fc"), bm["F_fc"]["seconds_per_epoch"])
     rows = []
     for p in sorted(points, key=lambda p: (p["arch"] != "F_fc", p["series"], p["r"]["seconds_per_epoch"])):
         r = p["r"]
         rows.append({"series": p["series"], "label": p["label"], "default": p["default"],
                      "run": p["run"]["name"], "parameters": r["parameters"], "z_size": r["z_size"],
                      "seconds_per_epoch": r["seconds_per_epoch"],
+                     "mean_seconds_per_epoch": r.get("mean_seconds_per_epoch", r["seconds_per_epoch"]),
                      "time_vs_fc_default": r["seconds_per_epoch"] / fc_seconds,
                      "test_accuracy": r["test_accuracy"], "test_mse": r["test_mse"],
                      "mse_vs_dense_ae": r["mse_vs_dense_ae"],
@@ -1344,6 +1370,9 @@ def frontier_summary(points: list[dict], base: dict) -> dict:
                              and r["model"]["kernel_size"] == forward["model"]["kernel_size"]), None)
     if twin:
         ratios["bidirectional_vs_forward"] = twin["seconds_per_epoch"] / forward["seconds_per_epoch"]
+    narrow, wide = z_kernel_pair(rows)
+    if narrow:
+        ratios["wide_vs_narrow_z_kernel"] = wide["seconds_per_epoch"] / narrow["seconds_per_epoch"]
     return {"points": rows, "time_ratios": ratios, "fc_default_seconds_per_epoch": fc_seconds,
             "time_limit_seconds_per_epoch": FRONTIER_COST_LIMIT * fc_seconds,
             "time_limit_vs_fc_default": FRONTIER_COST_LIMIT,
@@ -1371,14 +1400,15 @@ def frontier_section(out_dir: Path) -> str:
         f"`lstm_ae_mnist.py` with the MNIST section's data and budget ({bm['data']['n_train']:,} "
         f"training images, {bm['config']['epochs']} epochs, row by row, the same loss, optimiser, "
         f"schedule and seed); only the architecture changes: F_fc's hidden size, F_conv's "
-        f"channels, kernel width and encoder. Test accuracy and MSE are on the "
-        f"{bm['data']['n_test']:,} test images; the time is the mean training time per epoch on "
-        f"one CPU thread (the runs were made two at a time on the 2-core machine, so times compare "
-        f"to within about 15 %). The two default models come from the MNIST section's run; the "
+        f"channels, kernel width, encoder and how its decoder reads z. Test accuracy and MSE are on the "
+        f"{bm['data']['n_test']:,} test images; the time is the median training time of an epoch on "
+        f"one CPU thread (the runs were made two at a time on the 2-core machine, and the median "
+        f"keeps an epoch slowed by a neighbouring run's burst from moving it; even so, times "
+        f"compare to within about 15 %). The two default models come from the MNIST section's run; the "
         f"{summary['extra_runs']} other runs took {summary['extra_runs_minutes']:.1f} min "
         f"(`mnist/frontier.json` holds every number below); for example {command(example)}.")]
     parts += ["", table(
-        ["model", "parameters", "z size", "s / epoch", "÷ F_fc default", "test accuracy",
+        ["model", "parameters", "z size", "s / epoch (median)", "÷ F_fc default", "test accuracy",
          "test MSE", "÷ dense AE", "best val accuracy"],
         [[f"{r['series']} {r['label']}" + (" **(default)**" if r["default"] else ""),
           r["parameters"], r["z_size"], r["seconds_per_epoch"], r["time_vs_fc_default"],
@@ -1429,6 +1459,21 @@ def frontier_section(out_dir: Path) -> str:
             f"test accuracy {pct(f['test_accuracy'])} → {pct(b['test_accuracy'])} and MSE "
             f"{fmt(f['test_mse'])} → {fmt(b['test_mse'])} (its z is twice as large: "
             f"{f['z_size']} → {b['z_size']} numbers, both larger than F_fc's).")
+    narrow, wide = z_kernel_pair(rows)
+    if narrow:
+        parts.append(
+            f"- **Design: how the decoder reads z.** A plain ConvLSTM decoder reads z through its "
+            f"recurrence's own kernel ({narrow['model']['kernel_size']} columns), so each position "
+            f"starts from a few neighbouring columns of the code and whatever it needs from the "
+            f"rest (the digit's identity, for the classifier reading the last state) must spread "
+            f"sideways one kernel per step. Reading z through a convolution as wide as z "
+            f"(`--z-kernel-size {wide['model'].get('z_kernel_size')}`, the default since this "
+            f"comparison; it runs once per image, since z does not change over the steps) lets "
+            f"every position see all of it: at {fmt(summary['time_ratios']['wide_vs_narrow_z_kernel'])}"
+            f" × the time, test accuracy {pct(narrow['test_accuracy'])} → "
+            f"{pct(wide['test_accuracy'])} and MSE {fmt(narrow['test_mse'])} → "
+            f"{fmt(wide['test_mse'])}, with {fmt(narrow['parameters'])} → "
+            f"{fmt(wide['parameters'])} parameters ({narrow['label']} both).")
     affordable = [r for r in conv if r["seconds_per_epoch"] <= limit]
     if affordable and fc:
         best = max(affordable, key=lambda r: r["test_accuracy"])
@@ -1459,11 +1504,22 @@ def frontier_section(out_dir: Path) -> str:
             f"parameters ({pct(conv_default['test_accuracy'])}, MSE {fmt(conv_default['test_mse'])}); "
             f"the F_fc closest in size, {twin_fc['label']}, has {fmt(twin_fc['parameters'])} "
             f"({pct(twin_fc['test_accuracy'])}, MSE {fmt(twin_fc['test_mse'])}). But each of "
-            f"F_conv's weights is used at every one of the {conv_default['model']['width']} "
-            f"positions of every step: it takes "
+            f"F_conv's recurrent weights is used at every one of the "
+            f"{conv_default['model']['width']} positions of every step"
+            + (" (its decoder's z convolution, most of its parameters, at every position once "
+               "per image)" if not narrow_z_kernel(conv_default["model"]) else "")
+            + ": it takes "
             f"{fmt(summary['time_ratios']['conv_default_vs_fc_of_its_size'])} × that "
             f"F_fc's time, so on a CPU time, not size, is the budget that decides.")
     return "\n".join(parts) + "\n"
+
+
+def median_epoch_seconds(run: dict, arch: str) -> float | None:
+    """The median of an architecture's epoch times in its history.csv (None without one)."""
+    path = run["dir"] / {"F_fc": "fc", "F_conv": "conv"}[arch] / "history.csv"
+    if not path.exists():
+        return None
+    return float(pd.read_csv(path)["seconds"].median())
 
 
 def max_val_accuracy(run: dict, arch: str) -> float | None:

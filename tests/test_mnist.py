@@ -307,6 +307,8 @@ def _run_cli(argv, capsys):
     (["--cell", "conv", "--input-size", "1"], "--cell conv"),
     (["--cell", "both", "--input-size", "1"], "--cell both"),
     (["--kernel-size", "4"], "--kernel-size"),
+    (["--z-kernel-size", "8"], "--z-kernel-size"),
+    (["--kernel-size", "5", "--z-kernel-size", "3"], "--z-kernel-size 3"),
     (["--train-size", "0"], "--train-size"),
     (["--train-size", "-3"], "--train-size"),
     (["--cell", "conv", "--decoder", "autoregressive"], "--decoder"),

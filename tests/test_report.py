@@ -164,8 +164,8 @@ def test_jobs_run_experiments_in_processes_after_what_they_read(tmp_path, shared
 
 def test_parallel_runs_start_with_the_longest_path(tmp_path):
     """--jobs orders by last run time plus the longest chain waiting on an experiment: a short
-    judge that a long run waits for goes before a medium one; never-run experiments go last,
-    in list order."""
+    judge that a long run waits for goes before a medium one; a never-run experiment counts as
+    long as the longest known run (ties in list order)."""
     def experiment(name, after=()):
         return make_report.Experiment(name, "toy.py", [], [], after=after)
 
@@ -175,4 +175,4 @@ def test_parallel_runs_start_with_the_longest_path(tmp_path):
     chosen = [experiment("new-a"), experiment("short"), experiment("medium"), experiment("judge"),
               experiment("gan", after=("judge",)), experiment("new-b")]
     order = [e.name for e in make_report.longest_path_first(chosen, tmp_path)]
-    assert order == ["judge", "gan", "medium", "short", "new-a", "new-b"]
+    assert order == ["judge", "new-a", "gan", "new-b", "medium", "short"]
