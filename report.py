@@ -938,6 +938,19 @@ def vae_judge_text(judged: dict, latent_dim: int, met: bool | None) -> str:
             + "\n")
 
 
+def gradient_note(m: dict) -> str:
+    """Which gradient the maps ran, and torch.compile's one-off time where it compiled."""
+    used = {r.get("gradient", m["config"]["gradient"]) for r in m["maps"]}
+    compiled = m.get("compile_seconds", 0.0)
+    note = f" Gradient: {', '.join(sorted(used))}"
+    if m["config"]["gradient"] not in used:
+        note += f" (`--gradient {m['config']['gradient']}` could not compile on this machine)"
+    if compiled:
+        note += (f"; torch.compile took {fmt(compiled)} s in all before the iterations (not in "
+                 f"the seconds below)")
+    return note + "."
+
+
 def tsne_section(out_dir: Path) -> str:
     title = "## t-SNE of MNIST in PyTorch (spec 004, task 3)"
     run = load_run(out_dir, "tsne")
@@ -951,12 +964,13 @@ def tsne_section(out_dir: Path) -> str:
         f"{c['iterations']} iterations per map from the same seed, "
         f"{c['dtype']} map iterations, P in float64. The spec's settings: one σ = "
         f"{c['sigma']:g} for every point, plain gradient descent (lr 10) and Adam (lr 0.1), "
-        f"y ~ N(0, I). Beyond the spec, each row adds one option to the row above it: σ_i by "
-        f"binary search on perplexity {c['perplexity']:g}, the map initialised by the 2-D PCA, "
+        f"y ~ N(0, I). Beyond the spec, each row adds one option to the row above it: σ_i "
+        f"calibrated to perplexity {c['perplexity']:g}, the map initialised by the 2-D PCA, "
         f"early exaggeration {c['exaggeration']:g} for {c['exaggeration_iters']} iterations, "
         f"momentum {c['momentum']:g} (learning rate × {1 - c['momentum']:.2g}). Trustworthiness "
         f"(k = 10) and leave-one-out 10-NN digit accuracy in 2-D; scikit-learn's TSNE "
-        f"(defaults) and a 2-D PCA on the same images as references. Command: {command(run)}.")]
+        f"(defaults) and a 2-D PCA on the same images as references. Command: {command(run)}."
+        + gradient_note(m))]
     if "sigma" in aff and "perplexity" in aff:
         parts += ["", f"With σ = {c['sigma']:g} every point's neighbour distribution has perplexity "
                       f"{fmt(aff['sigma']['perplexity_median'])} (median) among "

@@ -30,7 +30,7 @@ from errors import UsageError
 from hardware import machine_info
 from outputs import prepare_out_dir, write_json
 from plotting import COLORS, figure, save_figure
-from tsne import embed, joint_probabilities, knn_accuracy
+from tsne import GRADIENTS, embed, joint_probabilities, knn_accuracy
 
 TASK = "tsne"
 SPEC_LR = {"sgd": 10.0, "adam": 0.1}
@@ -81,10 +81,12 @@ def parse_args(argv=None):
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="precision of the map iterations (P is always computed in float64; "
                         "default float32)")
-    t.add_argument("--gradient", choices=("fused", "autograd"), default="fused",
-                   help="fused: KL value and analytic gradient in one pass over row blocks "
-                        "(fast); autograd: the whole N × N matrix through autograd, the spec's "
-                        "loss.backward() (same numbers; tested) (default fused)")
+    t.add_argument("--gradient", choices=GRADIENTS, default="compiled",
+                   help="compiled: KL value and analytic gradient from one torch.compile'd pass "
+                        "over the pairs (fastest; where this machine cannot compile, it says so "
+                        "and runs fused); fused: the same in one eager pass over row blocks; "
+                        "autograd: the whole N × N matrix through autograd, the spec's "
+                        "loss.backward() (same numbers; tested) (default compiled)")
     t.add_argument("--no-sklearn", dest="sklearn", action="store_false",
                    help="skip the scikit-learn TSNE reference map")
     add_run_flags(parser, TASK, resume=False)
@@ -255,6 +257,7 @@ def main(argv=None):
                   dtype=dtype, gradient=args.gradient, init=init, **kw)
         results.append({**r, "Y": e.Y.cpu(), "kl": e.kl, "final_kl": e.kl[-1][1],
                         "seconds": e.seconds, "iterations_per_second": args.iterations / e.seconds,
+                        "gradient": e.settings["gradient"], "compile_seconds": e.compile_seconds,
                         **map_quality(e.Y.cpu(), images, labels)})
 
     # references: scikit-learn's TSNE on the same images, and a 2-D PCA
@@ -279,7 +282,8 @@ def main(argv=None):
 
 def summarise(results, references, affinities, args, images, labels, started, device) -> dict:
     keep = ("name", "setting", "init", "optimizer", "lr", "momentum", "exaggeration", "exaggeration_iters",
-            "final_kl", "seconds", "iterations_per_second", "trustworthiness", "knn_accuracy")
+            "final_kl", "seconds", "iterations_per_second", "gradient", "compile_seconds",
+            "trustworthiness", "knn_accuracy")
     maps = [{k: r[k] for k in keep if k in r} | {"kl_curve": r["kl"]} for r in results]
     refs = [{k: v for k, v in r.items() if k != "Y"} for r in references]
     metrics = {
@@ -293,6 +297,7 @@ def summarise(results, references, affinities, args, images, labels, started, de
                                                    float(a.perplexity.max())]}
                        for name, a in affinities.items()},
         "knn_accuracy_784d": knn_accuracy(images, labels, K),
+        "compile_seconds": sum(m["compile_seconds"] for m in maps),   # torch.compile, once
         "data": {"n_images": args.n_images, "source": "first MNIST training images"},
         "run_seconds": time.time() - started,
         **machine_info(device),

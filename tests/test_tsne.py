@@ -1,6 +1,7 @@
-"""tsne.py and tsne_mnist.py: P symmetric and normalised, perplexity hit by the binary search,
-KL value and gradient (fused and autograd) against a direct formula and finite differences, the
-kNN accuracy by hand, the script end to end and its bad inputs."""
+"""tsne.py and tsne_mnist.py: P symmetric and normalised, perplexity hit by the calibration,
+KL value and gradient (compiled, fused and autograd) against a direct formula and finite
+differences, the compiled pass's half layout and its fallback where nothing compiles, the kNN
+accuracy by hand, the script end to end and its bad inputs."""
 from __future__ import annotations
 
 import json
@@ -11,8 +12,9 @@ import torch
 
 import tsne_mnist
 from cli import run
-from tsne import (embed, entropy_constant, joint_probabilities, kl_terms,
-                  kl_terms_fused, knn_accuracy, squared_distances)
+import tsne
+from tsne import (CompiledKL, circulant_half, embed, entropy_constant, joint_probabilities,
+                  kl_terms, kl_terms_fused, knn_accuracy, squared_distances)
 
 
 def _clusters(n=30, seed=0):
@@ -20,6 +22,18 @@ def _clusters(n=30, seed=0):
     centres = torch.tensor([[0.0] * 5, [4.0] * 5, [-4.0, 4.0, 0.0, 0.0, 0.0]])
     labels = torch.arange(n) % 3
     return centres[labels] + 0.5 * torch.randn(n, 5, generator=g), labels
+
+
+def _compiled(P, Y):
+    """The compiled pass built for this P (it must compile on this machine)."""
+    compiled = CompiledKL.build(P, Y)
+    assert compiled is not None, "torch.compile failed here (see stderr)"
+    return compiled
+
+
+def _compiled_terms(P, Y):
+    """(A, log Z) by the compiled pass."""
+    return _compiled(P, Y)(Y)[:2]
 
 
 def _direct_kl(P, Y):
@@ -53,45 +67,55 @@ def test_fixed_sigma_p_by_hand():
     assert torch.allclose(joint_probabilities(x, sigma=sigma).P, expected, atol=1e-15)
 
 
-def test_binary_search_hits_the_perplexity():
+@pytest.mark.parametrize("perplexity", [2.0, 8.0, 38.0])     # 38: near the 39 other points
+def test_calibration_hits_the_perplexity(perplexity):
     x, _ = _clusters(40)
-    aff = joint_probabilities(x, perplexity=8.0)
-    assert torch.allclose(aff.perplexity, torch.full((40,), 8.0, dtype=torch.float64), rtol=1e-4)
+    aff = joint_probabilities(x, perplexity=perplexity)
+    assert torch.allclose(aff.perplexity, torch.full((40,), perplexity, dtype=torch.float64),
+                          rtol=1e-4)
     assert (aff.sigma > 0).all() and aff.sigma.std() > 0      # one σ_i per point
-    # a row's own check: entropy of exp(−β d²) over the other points is log 8
+    # a row's own check: entropy of exp(−β d²) over the other points is log perplexity
     d2 = squared_distances(x.double())
     d2.fill_diagonal_(math.inf)
     beta = 1 / (2 * aff.sigma[:3] ** 2)
     p = torch.softmax(-beta[:, None] * d2[:3], dim=1)
     entropy = -torch.special.xlogy(p, p).sum(1)
-    assert torch.allclose(entropy, torch.full((3,), math.log(8.0), dtype=torch.float64), atol=1e-4)
+    assert torch.allclose(entropy, torch.full((3,), math.log(perplexity), dtype=torch.float64),
+                          atol=1e-4)
 
 
-@pytest.mark.parametrize("terms", [kl_terms, lambda P, Y: kl_terms_fused(P, Y, block=4)])
-def test_kl_value_matches_the_direct_formula(terms):
-    x, _ = _clusters(12)
+@pytest.mark.parametrize("n", [12, 13])                      # even and odd N: the half layout
+@pytest.mark.parametrize("terms", [kl_terms, lambda P, Y: kl_terms_fused(P, Y, block=4),
+                                   _compiled_terms])
+def test_kl_value_matches_the_direct_formula(terms, n):
+    x, _ = _clusters(n)
     P = joint_probabilities(x, perplexity=3.0).P
-    Y = torch.randn(12, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    Y = torch.randn(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     attraction, log_z = terms(P, Y)
     kl = entropy_constant(P) + attraction.item() + log_z.item()
     assert kl == pytest.approx(_direct_kl(P, Y), rel=1e-10)
 
 
-@pytest.mark.parametrize("gradient", ["fused", "autograd"])
+@pytest.mark.parametrize("gradient", ["compiled", "fused", "autograd"])
 @pytest.mark.parametrize("alpha", [1.0, 4.0])
 def test_kl_gradient_matches_finite_differences(gradient, alpha):
-    """∂(α A + log Z)/∂y by autograd / the fused analytic pass vs central differences."""
+    """∂(α A + log Z)/∂y by autograd / the fused pass / the compiled pass vs central differences."""
     x, _ = _clusters(9)
     P = joint_probabilities(x, perplexity=3.0).P
     Y = torch.randn(9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    terms = kl_terms if gradient == "autograd" else lambda P, Y: kl_terms_fused(P, Y, block=4)
+    terms = {"autograd": kl_terms, "fused": lambda P, Y: kl_terms_fused(P, Y, block=4),
+             "compiled": _compiled_terms}[gradient]
 
     def objective(points):
         a, z = terms(P, points)
         return alpha * a + z
 
-    Yg = Y.clone().requires_grad_()
-    objective(Yg).backward()
+    if gradient == "compiled":                  # its own gradient, no autograd
+        analytic = _compiled(P, Y)(Y, True, alpha)[2]
+    else:
+        Yg = Y.clone().requires_grad_()
+        objective(Yg).backward()
+        analytic = Yg.grad
     numeric = torch.zeros_like(Y)
     h = 1e-6
     for i in range(9):
@@ -100,23 +124,74 @@ def test_kl_gradient_matches_finite_differences(gradient, alpha):
             up[i, d] += h
             down[i, d] -= h
             numeric[i, d] = (objective(up).item() - objective(down).item()) / (2 * h)
-    assert torch.allclose(Yg.grad, numeric, atol=1e-7, rtol=1e-5)
+    assert torch.allclose(analytic, numeric, atol=1e-7, rtol=1e-5)
     # and the paper's closed form: 4 Σ_j (α p_ij − q_ij) w_ij (y_i − y_j)
     w = 1 / (1 + torch.cdist(Y, Y).square())
     w.fill_diagonal_(0)
     q = w / w.sum()
     closed = 4 * (((alpha * P - q) * w)[:, :, None] * (Y[:, None] - Y[None])).sum(1)
-    assert torch.allclose(Yg.grad, closed, atol=1e-10)
+    assert torch.allclose(analytic, closed, atol=1e-10)
 
 
-def test_fused_float32_is_close_to_float64():
+@pytest.mark.parametrize("terms", [kl_terms_fused, _compiled_terms])
+def test_float32_is_close_to_float64(terms):
     x, _ = _clusters(50)
     P = joint_probabilities(x, perplexity=10.0).P
     Y = 3 * torch.randn(50, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    a64, z64 = kl_terms_fused(P, Y)
-    a32, z32 = kl_terms_fused(P.float(), Y.float())
+    a64, z64 = terms(P, Y)
+    a32, z32 = terms(P.float(), Y.float())
     assert a32.item() == pytest.approx(a64.item(), rel=1e-5)
     assert z32.item() == pytest.approx(z64.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [2, 7, 8])
+def test_circulant_half_holds_each_pair_once(n):
+    """Σ P_half f = Σ_ij p_ij f_ij for a symmetric f, and each unordered pair is one entry."""
+    g = torch.Generator().manual_seed(n)
+    P = torch.rand(n, n, dtype=torch.float64, generator=g)
+    P = (P + P.T).fill_diagonal_(0)
+    f = torch.rand(n, n, dtype=torch.float64, generator=g)
+    f = f + f.T
+    half = circulant_half(P)
+    k = n // 2
+    partner = (torch.arange(n)[:, None] + torch.arange(1, k + 1)[None, :]) % n
+    assert half.shape == (n, k)
+    assert (half * f.gather(1, partner)).sum().item() == pytest.approx((P * f).sum().item(),
+                                                                         rel=1e-12)
+    pairs = {frozenset((i, int(j))) for i in range(n) for j in partner[i]}
+    assert len(pairs) == n * (n - 1) // 2                  # every pair appears
+
+
+def test_without_a_compiler_compiled_falls_back_to_fused_and_says_so(monkeypatch, capsys):
+    """Where torch.compile fails, P and the map come out as the eager code makes them."""
+    x, _ = _clusters(30)
+    reference_p = joint_probabilities(x, perplexity=5.0).P
+    reference = embed(reference_p, iterations=20, gradient="fused", record_every=5)
+
+    def no_compiler(fn):
+        raise RuntimeError("no C++ compiler (simulated)")
+
+    monkeypatch.setattr(tsne, "_compiled", no_compiler)
+    tsne._warn_once.cache_clear()
+    P = joint_probabilities(x, perplexity=5.0).P
+    assert torch.allclose(P, reference_p, atol=1e-12)
+    run_ = embed(P, iterations=20, gradient="compiled", record_every=5)
+    assert run_.settings["gradient"] == "fused" and run_.compile_seconds == 0
+    assert torch.equal(run_.Y, reference.Y) and run_.kl == reference.kl
+    err = capsys.readouterr().err
+    assert "torch.compile unavailable for _row_moments" in err and "simulated" in err
+    assert "torch.compile unavailable for _kl_pass" in err
+    tsne._warn_once.cache_clear()
+
+
+def test_compiled_map_matches_the_fused_map():
+    x, _ = _clusters(40)
+    P = joint_probabilities(x, perplexity=5.0).P
+    a = embed(P, iterations=30, gradient="fused", record_every=10)
+    b = embed(P, iterations=30, gradient="compiled", record_every=10)
+    assert b.settings["gradient"] == "compiled" and b.compile_seconds > 0
+    assert torch.allclose(a.Y, b.Y, atol=1e-4)
+    assert [k for _, k in a.kl] == pytest.approx([k for _, k in b.kl], rel=1e-5)
 
 
 def test_plain_sgd_is_the_spec_update_and_kl_decreases():
