@@ -1309,8 +1309,10 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                     curve = series in ("F_fc", "F_conv")     # sizes of one design: a curve
                     ax.plot(xs, ys, marker=marker, color=color, markersize=8, label=series,
                             linestyle="-" if curve else "none")
-                    # F_fc's names above right, F_conv's below right, variants' above left
-                    offset, align = {"F_fc": ((6, 5), "left"), "F_conv": ((6, -13), "left")}.get(
+                    # F_fc's names above right, F_conv's below right, the narrow-z-kernel
+                    # ablation's below left (it sits beside F_fc's default), others above left
+                    offset, align = {"F_fc": ((6, 5), "left"), "F_conv": ((6, -13), "left"),
+                                     "F_conv, narrow z kernel": ((-8, -13), "right")}.get(
                         series, ((-8, 6), "right"))
                     for p, x, y in zip(chosen, xs, ys):
                         ax.annotate(p["label"] + (" (default)" if p["default"] else ""), (x, y),
@@ -1327,6 +1329,7 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                     ax.axvline(FRONTIER_COST_LIMIT * fc_default_seconds, color="0.6", linestyle=":",
                                label=f"{FRONTIER_COST_LIMIT:g} × F_fc default's time")
                 ax.set_xscale("log")
+                ax.margins(x=0.12)                   # room for the names left of the first point
                 for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
                     if axis.get_scale() == "log":        # plain numbers: 20, 5k, 0.005
                         narrow = limits[1] / limits[0] < 10

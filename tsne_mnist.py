@@ -4,8 +4,9 @@ The first ``--n-images`` MNIST training images (the spec's loader, shuffle=False
 by ``tsne.py``: Gaussian neighbour probabilities with the spec's fixed σ (``--sigma 10``), Student-t
 map similarities, KL(P‖Q) minimised from y ~ N(0, I) by plain gradient descent (``sgd``, lr 10)
 and by Adam (lr 0.1), as the spec asks; then, beyond the spec and each beside its plain version,
-per-point σ_i calibrated to ``--perplexity`` (binary search), a PCA initialisation, early
-exaggeration and momentum (``--settings``; the learning rates of calibrated maps: ``--calibrated-lr``).
+per-point σ_i calibrated to ``--perplexity`` (Newton steps in a bisection bracket), a PCA
+initialisation, early exaggeration and momentum (``--settings``; the learning rates of calibrated
+maps: ``--calibrated-lr``).
 
 Quality is measured, not eyeballed: final KL, trustworthiness (k = 10,
 ``sklearn.manifold.trustworthiness``) and the leave-one-out 10-nearest-neighbour digit accuracy in
@@ -56,8 +57,8 @@ def parse_args(argv=None):
                    help="the spec's fixed Gaussian width σ for every point, in pixel units of "
                         "images scaled to [0, 1] (default 10)")
     t.add_argument("--perplexity", type=positive_float, default=30.0,
-                   help="option: per-point σ_i found by binary search so that each point's "
-                        "neighbour distribution has this perplexity (default 30, "
+                   help="option: per-point σ_i found (Newton steps in a bisection bracket) so "
+                        "that each point's neighbour distribution has this perplexity (default 30, "
                         "scikit-learn's); must be below --n-images")
     t.add_argument("--exaggeration", type=positive_float, default=4.0,
                    help="option: early exaggeration factor α on P (default 4, van der Maaten & "
