@@ -9,8 +9,9 @@ how its time grows with the number of images.
   exact t-SNE computes it: its gradient descent asks its objective for the value only every
   ``TSNE._N_ITER_CHECK`` iterations (50 in scikit-learn 1.9) and at the last (``compute_error``),
   read from the installed version (``sklearn_error_every``); the gradient every iteration.
-  Iterations per second = iterations / total seconds of each; the speed-up is their ratio. Each of our gradients is timed: compiled (the default),
-  the eager fused pass, and the spec-faithful autograd. torch.compile works once per process
+  Iterations per second = iterations / total seconds of each; the speed-up is their ratio.
+  Each of our gradients is timed: compiled (the default), the eager fused pass, and the
+  spec-faithful autograd. torch.compile works once per process
   (shapes are dynamic, so once for every N): ``warm_up`` runs it on a small problem first and
   its seconds are reported apart, not in the speed-up.
 - Scaling: for each size N, the seconds to compute P by perplexity calibration, and the median
