@@ -57,9 +57,6 @@ FRONTIER = {
     "conv-14-k5": ["--cell", "conv", "--kernel-size", "5"],
     "conv-14-k3-forward": ["--cell", "conv", "--conv-encoder", "forward"],   # the design ablations:
     "conv-14-k3-zk3": ["--cell", "conv", "--z-kernel-size", "3"],            # encoder, decoder
-    # F_conv's own class weight: with the wide decoder, 0.05 against the shared default 0.02
-    # (0.1 with the plain decoder, 19 min, left the report; its numbers are in the README)
-    "conv-14-k3-cw0.05": ["--cell", "conv", "--class-weight", "0.05"],
 }
 
 

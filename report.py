@@ -272,8 +272,8 @@ def mnist_section(out_dir: Path) -> str:
         f"numbers below. Each image is read as "
         f"{m['data']['steps']} steps of {c['input_size']} pixels; pixel values in [0, 1] "
         f"({'each image normalised to mean ½' if c.get('normalize') else 'not renormalised'}; MSE in "
-        f"{m['mse_units']}). Loss = reconstruction MSE + {c['class_weight']:g} × cross-entropy of "
-        f"ỹ = U h̃_T. {c['epochs']} epochs, {c['optimizer']} with a {c['lr_schedule']} learning rate. "
+        f"{m['mse_units']}). Loss = reconstruction MSE + w × cross-entropy of ỹ = U h̃_T ("
+        + ", ".join(f"w = {class_weight(m, a):g} for {a}" for a in archs) + f"). {c['epochs']} epochs, {c['optimizer']} with a {c['lr_schedule']} learning rate. "
         f"Baselines in the same run: the training-set mean image, and a fully connected "
         f"{'-'.join(str(v) for v in base['dense_ae']['sizes'])} autoencoder trained for the same epochs. "
         f"Command: {command(run)}."), ""]
@@ -1232,6 +1232,12 @@ FRONTIER_COST_LIMIT = 1.5      # issue 18: F_conv's targets hold at ≤ 1.5 × F
 FRONTIER_ACCURACY_TARGET = 0.985
 
 
+def class_weight(metrics: dict, arch: str) -> float:
+    """The class-loss weight w an MNIST run trained ``arch`` with (runs before per-cell defaults
+    kept one w, in their config)."""
+    return metrics[arch].get("class_weight", metrics["config"]["class_weight"])
+
+
 def frontier_points(out_dir: Path) -> list[dict]:
     """Every trained LSTM AE at the MNIST section's budget: the "mnist" run's two and the
     ``mnist/frontier/*`` runs, each {arch, label, run, default, r (its metrics entry)}."""
@@ -1239,12 +1245,12 @@ def frontier_points(out_dir: Path) -> list[dict]:
                                            for d in sorted((out_dir / "mnist" / "frontier").glob("*"))
                                            if d.is_dir()]
     points = []
-    base_weight = runs[0]["metrics"]["config"]["class_weight"] if runs[0] else None
+    base = runs[0]["metrics"] if runs[0] else {}
     for run in filter(None, runs):
-        weight = run["metrics"]["config"]["class_weight"]
         for arch in ("F_fc", "F_conv"):
             if arch not in run["metrics"]:
                 continue
+            weight = class_weight(run["metrics"], arch)
             r = dict(run["metrics"][arch])
             median = median_epoch_seconds(run, arch)
             if median is not None:       # an epoch slowed by a neighbouring job's burst
@@ -1259,7 +1265,7 @@ def frontier_points(out_dir: Path) -> list[dict]:
                 series = "F_conv, forward encoder"
             elif arch == "F_conv" and narrow_z_kernel(model):
                 series = "F_conv, narrow z kernel"
-            if weight != base_weight:
+            if arch in base and weight != class_weight(base, arch):
                 series += f", class weight {weight:g}"
             points.append({"arch": arch, "label": label, "run": run, "r": r,
                            "default": run["name"] == "mnist", "series": series})
@@ -1457,10 +1463,9 @@ def frontier_section(out_dir: Path) -> str:
         if r["series"].startswith("F_conv, class weight"):
             weight = r["series"].rsplit("class weight ", 1)[1]
             parts.append(
-                f"- **More weight on the classifier** (`--cell conv --class-weight {weight}`; the "
-                f"MNIST section's default is "
-                f"{fmt(bm['config']['class_weight'])}, shared by both cells; F_fc classified no "
-                f"better with 0.05 on validation, see README): {r['label']} {verdict(r)}.")
+                f"- **Another class weight** (`--cell conv --class-weight {weight}`; the "
+                f"MNIST section's F_conv has {fmt(class_weight(bm, 'F_conv'))}): "
+                f"{r['label']} {verdict(r)}.")
     forward = next((r for r in rows if r["series"] == "F_conv, forward encoder"), None)
     twin = forward and next((r for r in conv if r["model"]["channels"] == forward["model"]["channels"]
                              and r["model"]["kernel_size"] == forward["model"]["kernel_size"]), None)

@@ -66,7 +66,8 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
                          bidirectional=args.bidirectional, teacher_forcing=args.teacher_forcing,
                          init=args.init)
     model = AutoencoderWithHead(ae, ClassifierHead(hidden), source="decoder").to(device)
-    step_fn = lstm_ae_mnist.classification_step(args.class_weight)
+    weight = lstm_ae_mnist.class_weight(args, "fc")
+    step_fn = lstm_ae_mnist.classification_step(weight)
     settings = TrainSettings.from_args(args)
     optimizer = make_optimizer(settings.optimizer, model.parameters(), settings.lr,
                                settings.weight_decay)
@@ -119,7 +120,7 @@ def time_to_accuracy(data_dir: str, device: torch.device, target: float = 0.98,
     settings_text = (f"--precision {settings.precision}, {hidden_text}, batch "
                      f"{settings.batch_size}, {settings.optimizer} lr {settings.lr:g} "
                      f"({settings.lr_schedule} over {settings.epochs} epochs), "
-                     f"grad clip {settings.grad_clip:g}, class weight {args.class_weight:g}, "
+                     f"grad clip {settings.grad_clip:g}, class weight {weight:g}, "
                      f"{len(train[0]):,} training images")
     if reached:
         summary = (f"Row-mode MNIST, F_fc with lstm_ae_mnist.py's defaults ({settings_text}): "

@@ -93,20 +93,21 @@ def configurations(quick: bool = False, batch: int | None = None) -> list[Config
     import lstm_ae_snp500
 
     mnist = lstm_ae_mnist.parse_args([])
+    fc_weight = lstm_ae_mnist.class_weight(mnist, "fc")
     snp = lstm_ae_snp500.parse_args([])
     b = batch or (32 if quick else 128)
     pixel_steps = 112 if quick else 784
     return [
         Config("toy", "toy sines F_fc", "fc", 50, 1, 64, b),
         Config("mnist-row-fc", "MNIST rows F_fc", "fc", 28, 28, 128, b, head="classifier",
-               head_weight=mnist.class_weight),
+               head_weight=fc_weight),
         Config("mnist-row-fc-bf16", "MNIST rows F_fc, bf16 autocast", "fc", 28, 28, 128, b,
-               head="classifier", head_weight=mnist.class_weight, precision="bf16"),
+               head="classifier", head_weight=fc_weight, precision="bf16"),
         Config("mnist-row-conv", "MNIST rows F_conv", "conv", 28, 28, mnist.conv_channels, b,
                head="classifier", kernel_size=mnist.kernel_size,
-               head_weight=mnist.class_weight),
+               head_weight=lstm_ae_mnist.class_weight(mnist, "conv")),
         Config("mnist-pixel-fc", "MNIST pixels F_fc", "fc", pixel_steps, 1, 64, b,
-               head="classifier", head_weight=mnist.class_weight),
+               head="classifier", head_weight=fc_weight),
         Config("snp500", "S&P 500 F_fc + predictor", "fc", snp.seq_len, len(snp.feature),
                snp.hidden_size[0], b, head="predictor", output="linear",
                head_weight=snp.pred_weight),

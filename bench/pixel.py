@@ -43,7 +43,9 @@ def pixel_defaults(extra=()):
     pixel defaults."""
     import lstm_ae_mnist
 
-    return lstm_ae_mnist.parse_args(["--input-size", "1", *extra])
+    args = lstm_ae_mnist.parse_args(["--input-size", "1", *extra])
+    args.class_weight = lstm_ae_mnist.class_weight(args, "fc")
+    return args
 
 
 def build_pixel_model(args, seed: int = 0) -> nn.Module:

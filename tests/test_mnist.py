@@ -272,6 +272,24 @@ def test_each_cell_has_its_own_encoder_direction(argv, fc_bidirectional, conv_bi
     assert metrics["F_conv"]["z_size"] == (2 if conv_bidirectional else 1) * 2 * 28
 
 
+@pytest.mark.parametrize("argv, weights", [
+    ([], {"F_fc": 0.02, "F_conv": 0.05}),                # each cell's own default
+    (["--class-weight", "0.3"], {"F_fc": 0.3, "F_conv": 0.3}),   # the flag sets both
+])
+def test_each_cell_trains_with_its_own_class_weight(argv, weights, mnist_root, tmp_path,
+                                                    monkeypatch):
+    used = []
+    real_step = lstm_ae_mnist.classification_step
+    monkeypatch.setattr(lstm_ae_mnist, "classification_step",
+                        lambda w: used.append(w) or real_step(w))
+    lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(tmp_path / "o"),
+                        *argv, *TINY])
+    assert used == [weights["F_fc"], weights["F_conv"]]     # the loss each cell trained with
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert {arch: metrics[arch]["class_weight"] for arch in weights} == weights
+    assert metrics["config"]["class_weight"] == (0.3 if argv else None)
+
+
 def test_code_size_sizes_the_lstm_and_the_dense_baseline(mnist_root, tmp_path):
     out = tmp_path / "k8"
     lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(out), "--cell", "fc",
