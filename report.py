@@ -882,7 +882,8 @@ def autoencoders_section(out_dir: Path) -> str:
                      f"{fmt(base['mean_image']['test_bce'])} nats per image.")
         if "judge" in v:
             lines.append(vae_judge_text(v["judge"], c["latent_dim"],
-                                        t.get("vae_samples_judged_confidently")))
+                                        t.get("vae_samples_judged_confidently"),
+                                        t.get("vae_mixture_samples_judged_confidently")))
     total = sum(m[k]["train_seconds"] for k in kinds)
     lines.append(f"- Training time of the {len(kinds)} kinds: {total / 60:.1f} min (the epochs' "
                  f"times in history.csv; torch threads: {m['torch_threads']}, {m['cpu']}, "
@@ -904,9 +905,10 @@ def warmup_text(epochs: int) -> str:
             ", the weight constant from the first epoch")
 
 
-def vae_judge_text(judged: dict, latent_dim: int, met: bool | None) -> str:
-    """The digit judge's reading of the VAE's prior samples beside the PCA Gaussian and real
-    digits: a sentence and a small table."""
+def vae_judge_text(judged: dict, latent_dim: int, met: bool | None,
+                   mixture_met: bool | None = None) -> str:
+    """The digit judge's reading of the VAE's samples (from the prior and from the mixture over
+    μ(x)) beside the PCA Gaussian and real digits: a sentence and a small table."""
     names = {"vae_prior_samples": f"VAE samples, z ~ N(0, I) ({latent_dim} dimensions; the spec's)",
              "vae_mixture_samples": f"VAE samples, z from a {judged.get('mixture_components')}-"
                                     f"component Gaussian mixture fitted to the training images' μ(x)",
@@ -926,12 +928,19 @@ def vae_judge_text(judged: dict, latent_dim: int, met: bool | None) -> str:
                      f"{pct(min(shares))} ({shares.index(min(shares))}) – "
                      f"{pct(max(shares))} ({shares.index(max(shares))})"])
     goal = judged.get("confident_share_target")
-    verdict = ("" if met is None or goal is None else
-               f" (target ≥ {pct(goal)}: {'met' if met else 'missed'})")
+
+    def verdict(flag):
+        return "" if flag is None or goal is None else f" (target ≥ {pct(goal)}: {'met' if flag else 'missed'})"
+
+    mixture = ""
+    if "vae_mixture_samples" in judged:
+        mixture = (f", and {pct(judged['vae_mixture_samples']['confident_share'])} of the samples "
+                   f"from the {judged.get('mixture_components')}-component mixture over the "
+                   f"training images' μ(x){verdict(mixture_met)}")
     return (f"- VAE samples as the digit judge ({pct(judged['judge_test_accuracy'])} test "
             f"accuracy) reads them: {pct(judged['vae_prior_samples']['confident_share'])} of the "
             f"prior samples get a top class probability ≥ {judged['confident_threshold']:g}"
-            f"{verdict}. Fréchet distances in the judge's feature space, each against the same "
+            f"{verdict(met)}{mixture}. Fréchet distances in the judge's feature space, each against the same "
             f"{judged['real_test_digits']['n_images']:,} other real test digits:\n\n"
             + table(["images", "n", f"judge p ≥ {judged['confident_threshold']:g}",
                      "mean top p", "Fréchet to real", "rarest – commonest judged digit"], rows)
@@ -1290,8 +1299,8 @@ def plain_number(value: float, _position=None) -> str:
 def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: float, path: Path,
                   *, title: str) -> None:
     """2 × 2: test accuracy (top) and test MSE (bottom) against seconds per epoch (left) and
-    parameters (right), one marker series per architecture, each point named; the default
-    models' points are hollow-ringed. Lines: the 98.5 % and dense-AE targets, and 1.5 × F_fc's
+    parameters (right), one marker series per architecture, each point named, one legend (top
+    right) for all four. Lines: the 98.5 % and dense-AE targets, and 1.5 × F_fc's
     default cost."""
     styles = {"F_fc": ("o", COLORS[0]), "F_conv": ("s", COLORS[1]),
               "F_conv, forward encoder": ("^", COLORS[2]),
@@ -1345,7 +1354,13 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 ax.set_xlabel(xlabel)
                 ax.set_ylabel(ylabel)
-                ax.legend(loc="best", framealpha=0.85)
+        # one legend for all four panels, where accuracy vs parameters has no points: the
+        # cheap, weak models lie at the left and the large F_fc high up
+        legend = {}
+        for ax in axes:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        axes[1].legend(legend.values(), legend.keys(), loc="lower right", framealpha=0.85)
         fig.suptitle(title)
     save_figure(fig, path)
 

@@ -163,7 +163,9 @@ def test_script_end_to_end_and_resume(mnist_root, tiny_judge, tmp_path):
     assert judged["vae_mixture_samples"]["n_images"] == ae.JUDGED_SAMPLES
     assert judged["vae_test_reconstructions"]["n_images"] == real["n_images"]
     assert sum(judged["vae_prior_samples"]["digit_shares"]) == pytest.approx(1)
-    assert "vae_samples_judged_confidently" in m["targets"]
+    for key, judged_set in (("vae_samples_judged_confidently", "vae_prior_samples"),
+                            ("vae_mixture_samples_judged_confidently", "vae_mixture_samples")):
+        assert m["targets"][key] == (judged[judged_set]["confident_share"] >= ae.CONFIDENT_SHARE_TARGET)
     # --resume of the finished run: two more epochs continue the same history
     assert run(ae.main, [*argv, "--kind", "compression", "--epochs", "2", "--resume"]) == 0
     m2 = json.loads((out / "metrics.json").read_text())
