@@ -1332,6 +1332,8 @@ def plot_frontier(points: list[dict], dense_mse: float, fc_default_seconds: floa
                     leftmost = min(p["r"][key] for p in points)
                     for p, x, y in zip(chosen, xs, ys):
                         here, ha = offset, align
+                        if p["default"] and series == "F_conv":  # its neighbours' names are below right
+                            here, ha = (-8, 6), "right"
                         if x == leftmost and ha == "right":      # no room left of the axis
                             here, ha = (6, offset[1]), "left"
                         ax.annotate(p["label"] + (" (default)" if p["default"] else ""), (x, y),
