@@ -118,8 +118,8 @@ def parse_args(argv=None):
     vae.add_argument("--mixture-components", type=positive_int, default=50,
                      help="VAE: components of the Gaussian mixture fitted to the training images' "
                           "posterior means, a second sampler beside the prior; more components "
-                          "follow the images' codes more closely, at a longer fit (about 1 min "
-                          "at 50 on one CPU thread; default 50)")
+                          "follow the images' codes more closely, at a longer fit (default 50; "
+                          "see README)")
     vae.add_argument("--judge-file", default=None,
                      help="the digit judge's checkpoint that scores the VAE samples; trained there "
                           "(about 2 min) if missing or stale (default: judge/judge.pt beside "
