@@ -63,7 +63,8 @@ NAMES = {"fc": "F_fc", "conv": "F_conv"}
 # F_conv needs at least 2 values per step, so pixel mode trains F_fc alone.
 # The class-loss weight w of each cell when --class-weight is not set, chosen on validation
 # (README): F_conv, whose code is a (2C, W) map, classifies better with more weight on the
-# cross-entropy at little cost in MSE; F_fc gained nothing from 0.05.
+# cross-entropy, paying for it in MSE (higher than at 0.02, still at the dense AE's); F_fc
+# gained nothing from 0.05.
 CLASS_WEIGHTS = {"fc": 0.02, "conv": 0.05}
 MODE_DEFAULTS = {
     "row": dict(cell="both", hidden_size=[256], batch_size=128, lr=[3e-3], init="orthogonal",
