@@ -53,3 +53,23 @@ def test_runs_without_a_z_kernel_read_as_the_narrow_decoder():
     assert report.narrow_z_kernel({"kernel_size": 3})
     assert report.narrow_z_kernel({"kernel_size": 3, "z_kernel_size": 3})
     assert not report.narrow_z_kernel({"kernel_size": 3, "z_kernel_size": 55})
+
+
+def test_a_point_costs_its_fastest_epoch_and_keeps_the_mean_beside_it(tmp_path):
+    """Other load only slows an epoch: the frontier times a run by the fastest epoch of its
+    history.csv (a neighbour's burst moves neither it nor the ratio), the mean stays recorded."""
+    write_run(tmp_path, "mnist", {"F_fc": fc(256, 0.9923, 0.0056, 120.0, 828966),
+                                  "F_conv": conv(55, 0.9861, 0.0049, 150.0, 97682)})
+    for cell, seconds in (("fc", [95.0, 180.0, 91.0, 114.0]), ("conv", [130.0, 115.0, 205.0, 150.0])):
+        (tmp_path / "mnist" / cell).mkdir()
+        (tmp_path / "mnist" / cell / "history.csv").write_text(
+            "epoch,val_accuracy,seconds\n"
+            + "".join(f"{i},0.98,{s}\n" for i, s in enumerate(seconds, 1)))
+    write_run(tmp_path, "mnist/frontier/fc-32", {"F_fc": fc(32, 0.9643, 0.0389, 4.5, 17638)})
+    report.frontier_section(tmp_path)
+    points = {p["series"]: p for p in
+              json.loads((tmp_path / "mnist" / "frontier.json").read_text())["points"]}
+    assert points["F_fc"]["seconds_per_epoch"] == 91.0
+    assert points["F_fc"]["mean_seconds_per_epoch"] == 120.0
+    assert points["F_conv"]["seconds_per_epoch"] == 115.0
+    assert points["F_conv"]["time_vs_fc_default"] == 115.0 / 91.0
