@@ -29,26 +29,34 @@ metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.p
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import queue
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+import torch.multiprocessing
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from baselines import pca_baselines
 from cli import (INITS, Parser, add_mnist_flags, common_parser, non_negative_float, positive_int,
                  run, setup_runtime)
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
-from errors import UsageError
+from errors import TrainingDiverged, UsageError
 from hardware import machine_info
 from feedforward import DenseAutoencoder
 from models import (DECODER_INPUTS, STEP_ENCODINGS, AutoencoderWithHead, ClassifierHead,
                     ConvLSTMAutoencoder, LSTMAutoencoder, count_parameters)
 from outputs import prepare_out_dir, write_json
 from plotting import plot_histories, plot_image_grid
-from training import (CHECKPOINT, GridBackend, TrainSettings, evaluate, fit, grid_points,
-                      run_grid)
+from training import (CHECKPOINT, HISTORY, GridBackend, TrainSettings, evaluate, fit,
+                      grid_points, run_grid)
 
 TASK = "mnist"
 SIDE, PIXELS = 28, 784
@@ -150,6 +158,12 @@ def parse_args(argv=None):
                        help="weight w of the cross-entropy term in loss = MSE + w·CE, for every "
                             "cell trained; larger values starve the reconstruction (default: "
                             "each cell's own, 0.02 for F_fc and 0.05 for F_conv)")
+    model.add_argument("--sequential-cells", action="store_true",
+                       help="--cell both: train F_fc, then F_conv, each with all --threads, "
+                            "in this process; by default on a CPU with 2 or more threads they "
+                            "train side by side in two processes with the threads split "
+                            "(F_conv gains little from a second thread), each logging its full "
+                            "progress to <out-dir>/<cell>/train.log")
     model.add_argument("--decoder-input", choices=DECODER_INPUTS,
                        help="F_fc: what the decoder reads at every step: z (the assignment) or "
                             "z+time (z and an encoding of the step index, so it knows where it "
@@ -218,6 +232,212 @@ def reconstruction_step(model, batch):
     return F.mse_loss(model(x), x), {}
 
 
+def first_digits_of_different_classes(labels: torch.Tensor, count: int) -> list[int]:
+    """Indices of the first ``count`` images whose labels all differ (the digits shown)."""
+    shown, seen = [], set()
+    for i, label in enumerate(labels.tolist()):
+        if label not in seen:
+            shown.append(i)
+            seen.add(label)
+        if len(shown) == count:
+            break
+    return shown
+
+
+def build_model(cell: str, args, params: dict) -> AutoencoderWithHead:
+    """F_fc ("fc") or F_conv ("conv") for a grid point, with the classifier on the decoder's
+    last hidden state; for F_conv, params["hidden_size"] is the channel count."""
+    m = args.input_size
+    if cell == "fc":
+        ae = LSTMAutoencoder(m, params["hidden_size"], args.num_layers, decoder=args.decoder,
+                             reverse=args.reverse, bidirectional=args.bidirectional,
+                             teacher_forcing=args.teacher_forcing, init=args.init,
+                             code_size=args.code_size, decoder_input=args.decoder_input,
+                             step_encoding=args.step_encoding, seq_len=PIXELS // m)
+        return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"]), source="decoder")
+    ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
+                             reverse=args.reverse,
+                             bidirectional=args.conv_encoder == "bidirectional",
+                             init=args.init, code_size=args.code_size,
+                             z_kernel_size=args.z_kernel_size)
+    return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
+
+
+@dataclass
+class CellJob:
+    """Everything one cell's training and test need; picklable, as it may run in another
+    process. Sets are [x (N, T, m), y (N,)] on the CPU."""
+    args: argparse.Namespace
+    train_set: list[torch.Tensor]
+    val_set: list[torch.Tensor]
+    test_set: list[torch.Tensor]
+    shown: list[int]                  # test images whose reconstructions digits.png shows
+    settings: TrainSettings
+    identity: dict                    # what every cell's checkpoint must match for --resume
+    out_dir: Path
+    resume: dict[str, bool]           # per cell: continue from out_dir/<cell>/
+
+
+@dataclass
+class CellRun:
+    """What a trained cell leaves for the report: its metrics.json entry, its history, and
+    its reconstructions (3, 784) and predicted labels of the shown digits."""
+    result: dict
+    history: list[dict]
+    recon: np.ndarray
+    predicted: list[int]
+
+
+def train_cell(cell: str, job: CellJob, device: torch.device) -> CellRun:
+    """Grid-search (or train) one cell in out_dir/<cell>/ and test its best model."""
+    args = job.args
+    weight = class_weight(args, cell)
+    step = classification_step(weight)
+    run_dir = job.out_dir / cell
+    run_dir.mkdir(exist_ok=True)
+    sizes = args.hidden_size if cell == "fc" else [args.conv_channels]
+    build = functools.partial(build_model, cell, args)
+    model_config = {k: v for k, v in build({"hidden_size": 1}).autoencoder.config.items()
+                    if k not in ("hidden_size", "channels")}
+    grid = run_grid(grid_points(sizes, args.lr, args.grad_clip), build, step, job.train_set,
+                    job.val_set, job.settings, out_dir=run_dir,
+                    identity={**job.identity, "model": model_config, "class_weight": weight},
+                    device=device, seed=args.seed, resume=job.resume[cell],
+                    backend=GridBackend.from_args(args))
+    model = grid.model
+    test_set = [t.to(device) for t in job.test_set]
+    test = evaluate(model, step, test_set)
+    with torch.no_grad():
+        model.eval()
+        out, logits = model(test_set[0][job.shown])
+    result = {
+        "test_mse": test["mse"],
+        "test_accuracy": test["accuracy"],
+        "test_cross_entropy": test["ce"],
+        "class_weight": weight,
+        "parameters": count_parameters(model),
+        "seconds_per_epoch": float(np.mean([r["seconds"] for r in grid.history])),
+        "z_size": model.autoencoder.z_size,
+        "best_params": grid.params,
+        "best_epoch": min(grid.history, key=lambda r: r["val_loss"])["epoch"],
+        "epochs_run": len(grid.history),
+        "interrupted": grid.interrupted,
+        "model": model.autoencoder.config,
+    }
+    return CellRun(result, grid.history, out.recon.reshape(len(job.shown), PIXELS).cpu().numpy(),
+                   logits.argmax(1).tolist())
+
+
+# Side by side: F_conv's recurrence gains little from a second thread (1.17 × on 2 cores,
+# README), so on a CPU the two cells finish sooner in two processes with the threads split
+# between them than one after the other with all threads each.
+def side_by_side(args, cells: list[str], device: torch.device, threads: int) -> bool:
+    """Whether the cells train in two processes at once (see --sequential-cells)."""
+    return (len(cells) == 2 and threads >= 2 and device.type == "cpu"
+            and not args.sequential_cells and args.backend == "local")
+
+
+class CellProcessFailed(TrainingDiverged):
+    """A cell's training process ended without a result (cli.run reports it as it does a
+    divergence: one line, exit 1; the checkpoints written so far are kept)."""
+
+
+def _train_cell_in_process(cell: str, job: CellJob, threads: int, log_path: Path,
+                           results) -> None:
+    """Worker process: train one cell with ``threads`` threads, its progress bars and warnings
+    in ``log_path``; put (cell, CellRun or the one-line error) on ``results``."""
+    torch.set_num_threads(threads)
+    with open(log_path, "w") as log, contextlib.redirect_stderr(log):
+        try:
+            outcome = train_cell(cell, job, torch.device("cpu"))
+        except (UsageError, TrainingDiverged) as err:
+            outcome = err
+    results.put((cell, outcome))
+
+
+def epochs_done(run_dir: Path, since: float | None) -> tuple[int, dict | None]:
+    """Epochs finished under a cell's folder (its run, or its grid's trials) per history.csv,
+    counting only files written after ``since`` (None: all, as with --resume), and the
+    last row written."""
+    total, last, last_time = 0, None, -1.0
+    for path in [run_dir / HISTORY, *run_dir.glob(f"trials/*/{HISTORY}")]:
+        try:
+            written = path.stat().st_mtime
+            if (since is not None and written < since) or (path.parent == run_dir and
+                                                            (run_dir / "trials").exists()):
+                continue
+            rows = pd.read_csv(path)
+        except (OSError, pd.errors.EmptyDataError):
+            continue                  # not written yet
+        total += len(rows)
+        if written > last_time and len(rows):
+            last, last_time = rows.iloc[-1].to_dict(), written
+    return total, last
+
+
+def train_cells_side_by_side(cells: list[str], job: CellJob, threads: int) -> dict[str, CellRun]:
+    """Train each cell in its own process (spawned; threads split between them) and wait for
+    both; this process shows one progress line per cell, each read from the cell's
+    history.csv, and the full progress goes to out_dir/<cell>/train.log.
+    Ctrl-C reaches both processes: each saves its checkpoint and tests its best model so far
+    (as fit does), and this one waits for them."""
+    context = torch.multiprocessing.get_context("spawn")
+    results = context.Queue()
+    share = {"fc": threads // 2, "conv": threads - threads // 2}   # F_conv is the slower
+    started = time.time()
+    workers = {}
+    for cell in cells:
+        (job.out_dir / cell).mkdir(exist_ok=True)
+        workers[cell] = context.Process(
+            target=_train_cell_in_process, daemon=True, name=NAMES[cell],
+            args=(cell, job, share[cell], job.out_dir / cell / "train.log", results))
+        workers[cell].start()
+    print(f"F_fc and F_conv train side by side, {share['fc']} + {share['conv']} threads "
+          f"(--sequential-cells: one after the other); their logs: "
+          f"{job.out_dir}/fc/train.log, {job.out_dir}/conv/train.log", file=sys.stderr)
+    n_points = {cell: len(job.args.hidden_size if cell == "fc" else [0]) * len(job.args.lr)
+                * len(job.args.grad_clip) for cell in cells}
+    bars = {cell: tqdm(total=job.settings.epochs * n_points[cell], desc=NAMES[cell],
+                       unit="epoch", position=i, dynamic_ncols=True, file=sys.stderr)
+            for i, cell in enumerate(cells)}
+    runs: dict[str, CellRun] = {}
+    try:
+        while len(runs) < len(cells):
+            try:
+                cell, outcome = results.get(timeout=2)
+            except queue.Empty:
+                for cell, bar in bars.items():
+                    done, last = epochs_done(job.out_dir / cell, None if job.resume[cell] else started)
+                    bar.update(max(0, done - bar.n))
+                    if last:
+                        bar.set_postfix(train=f"{last['train_loss']:.4g}",
+                                        val=f"{last['val_loss']:.4g}")
+                for cell, worker in workers.items():
+                    if cell not in runs and not worker.is_alive():
+                        raise CellProcessFailed(
+                            f"{NAMES[cell]}'s training process ended (exit code "
+                            f"{worker.exitcode}) without a result; its log: "
+                            f"{job.out_dir}/{cell}/train.log; --resume continues from its "
+                            f"last checkpoint")
+                continue
+            except KeyboardInterrupt:
+                print(f"\ninterrupted: each cell saves its checkpoint and tests its best model "
+                      f"so far", file=sys.stderr)
+                continue
+            if isinstance(outcome, Exception):
+                raise outcome
+            runs[cell] = outcome
+            bars[cell].update(max(0, outcome.result["epochs_run"] - bars[cell].n))
+    finally:
+        for bar in bars.values():
+            bar.close()
+        for worker in workers.values():       # on an error, the other cell stops too
+            if worker.is_alive() and len(runs) < len(cells):
+                worker.terminate()
+            worker.join()
+    return runs
+
+
 def main(argv=None):
     args = parse_args(argv)
     cells = check_args(args)
@@ -242,6 +462,7 @@ def main(argv=None):
         return as_steps(x, m)
 
     units = "normalised units" if args.normalize else "pixel values in [0, 1]"
+    shown = first_digits_of_different_classes(test_labels, 3)
     resume_any = args.resume
     if args.resume and not any((out_dir / d / CHECKPOINT).exists() or (out_dir / d / "trials").exists()
                                for d in ("dense", *cells)):
@@ -271,64 +492,23 @@ def main(argv=None):
     dense_mse = evaluate(dense, reconstruction_step, [test_flat.to(device)])["loss"]
 
     # the LSTM autoencoders with a classification head on the decoder's last hidden state
-    def build_fc(params):
-        ae = LSTMAutoencoder(m, params["hidden_size"], args.num_layers, decoder=args.decoder,
-                             reverse=args.reverse, bidirectional=args.bidirectional,
-                             teacher_forcing=args.teacher_forcing, init=args.init,
-                             code_size=args.code_size, decoder_input=args.decoder_input,
-                             step_encoding=args.step_encoding, seq_len=PIXELS // m)
-        return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"]), source="decoder")
-
-    def build_conv(params):                                   # hidden_size = channels here
-        ae = ConvLSTMAutoencoder(m, params["hidden_size"], args.kernel_size, args.num_layers,
-                                 reverse=args.reverse,
-                                 bidirectional=args.conv_encoder == "bidirectional",
-                                 init=args.init, code_size=args.code_size,
-                                 z_kernel_size=args.z_kernel_size)
-        return AutoencoderWithHead(ae, ClassifierHead(params["hidden_size"] * m), source="decoder")
-
-    builders = {"fc": (build_fc, args.hidden_size), "conv": (build_conv, [args.conv_channels])}
-    train_set = [steps(train_x), train_y]
-    val_set = [steps(val_x), val_y]
-    test_set = [steps(test_flat).to(device), test_labels.to(device)]
-    results, histories, models = {}, {}, {}
+    job = CellJob(args=args, train_set=[steps(train_x), train_y], val_set=[steps(val_x), val_y],
+                  test_set=[steps(test_flat), test_labels], shown=shown, settings=settings,
+                  identity=common_identity, out_dir=out_dir,
+                  resume={cell: resume_in(out_dir / cell) for cell in cells})
+    threads = args.threads or torch.get_num_threads()
+    if side_by_side(args, cells, device, threads):
+        runs = train_cells_side_by_side(cells, job, threads)
+    else:
+        runs = {cell: train_cell(cell, job, device) for cell in cells}
+    results = {cell: runs[cell].result for cell in cells}
+    histories = {NAMES[cell]: runs[cell].history for cell in cells}
     for cell in cells:
-        build, sizes = builders[cell]
-        weight = class_weight(args, cell)
-        step = classification_step(weight)
-        run_dir = out_dir / cell
-        run_dir.mkdir(exist_ok=True)
-        model_config = {k: v for k, v in build({"hidden_size": 1}).autoencoder.config.items()
-                        if k not in ("hidden_size", "channels")}
-        grid = run_grid(grid_points(sizes, args.lr, args.grad_clip), build, step, train_set,
-                        val_set, settings, out_dir=run_dir,
-                        identity={**common_identity, "model": model_config,
-                                  "class_weight": weight},
-                        device=device, seed=args.seed, resume=resume_in(run_dir),
-                        backend=GridBackend.from_args(args))
-        model = grid.model
-        test = evaluate(model, step, test_set)
-        results[cell] = {
-            "test_mse": test["mse"],
-            "test_accuracy": test["accuracy"],
-            "test_cross_entropy": test["ce"],
-            "class_weight": weight,
-            "parameters": count_parameters(model),
-            "seconds_per_epoch": float(np.mean([r["seconds"] for r in grid.history])),
-            "z_size": model.autoencoder.z_size,
-            "best_params": grid.params,
-            "best_epoch": min(grid.history, key=lambda r: r["val_loss"])["epoch"],
-            "epochs_run": len(grid.history),
-            "interrupted": grid.interrupted,
-            "model": model.autoencoder.config,
-        }
-        results[cell]["mse_vs_dense_ae"] = test["mse"] / dense_mse
-        results[cell]["mse_vs_mean_image"] = test["mse"] / mean_image_mse
-        histories[NAMES[cell]] = grid.history
-        models[cell] = model
+        results[cell]["mse_vs_dense_ae"] = results[cell]["test_mse"] / dense_mse
+        results[cell]["mse_vs_mean_image"] = results[cell]["test_mse"] / mean_image_mse
 
     # PCA with each model's code size, fitted on the training images as the models see them
-    code_sizes = {cell: models[cell].autoencoder.z_size for cell in cells}
+    code_sizes = {cell: results[cell]["z_size"] for cell in cells}
     dense_code = dense.config["sizes"][-1]
     pca = pca_baselines(train_x, test_flat, sorted({*code_sizes.values(), dense_code}))
     for cell in cells:
@@ -336,21 +516,6 @@ def main(argv=None):
         results[cell]["mse_vs_pca"] = results[cell]["test_mse"] / pca[code_sizes[cell]]["test_mse"]
 
     # digits.png: three test digits of different classes and their reconstructions (pixels)
-    shown, seen = [], set()
-    for i, label in enumerate(test_labels.tolist()):
-        if label not in seen:
-            shown.append(i)
-            seen.add(label)
-        if len(shown) == 3:
-            break
-    recon, predicted = {}, {}
-    with torch.no_grad():
-        for cell, model in models.items():
-            model.eval()
-            out, logits = model(test_set[0][shown])
-            recon[cell] = out.recon.reshape(len(shown), PIXELS).cpu()   # (3, 784)
-            predicted[cell] = logits.argmax(1).tolist()
-
     def pixels(x, rows):                                      # model units → image (28, 28)
         if test_stats is not None:
             x = denormalize(x, take_stats(test_stats, rows))
@@ -358,12 +523,12 @@ def main(argv=None):
 
     mode = {1: "pixel by pixel", SIDE: "row by row"}.get(m, f"{m} pixels per step")
     originals = pixels(test_flat[shown], shown)
-    recons = {cell: pixels(r, shown) for cell, r in recon.items()}
+    recons = {cell: pixels(torch.from_numpy(run.recon), shown) for cell, run in runs.items()}
     grid_rows, col_labels = [], []
     for k, i in enumerate(shown):
-        grid_rows.append([originals[k]] + [recons[cell][k] for cell in models])
+        grid_rows.append([originals[k]] + [recons[cell][k] for cell in cells])
         col_labels.append([f"original (label {test_labels[i].item()})"]
-                          + [f"{NAMES[cell]} → predicted {predicted[cell][k]}" for cell in models])
+                          + [f"{NAMES[cell]} → predicted {runs[cell].predicted[k]}" for cell in cells])
     plot_image_grid(grid_rows, out_dir / "digits.png",
                     title=f"MNIST test digits and their reconstructions ({mode}"
                           f"{'; per-image normalised, shown in pixels' if args.normalize else ''})",

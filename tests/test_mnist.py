@@ -365,3 +365,82 @@ def test_command_line_error_has_no_traceback(tmp_path):
                             text=True, timeout=120)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# --cell both: F_fc and F_conv side by side in two processes
+
+SIDE_BY_SIDE = [arg if arg != "1" or TINY[i - 1] != "--threads" else "2" for i, arg in enumerate(TINY)]
+
+
+def test_cells_side_by_side_give_the_numbers_of_one_after_the_other(mnist_root, tmp_path):
+    """--threads 2 splits into one thread per cell, so each cell computes exactly what it does
+    alone with --threads 1: the same metrics and history, bit for bit."""
+    assert "--threads" in SIDE_BY_SIDE and SIDE_BY_SIDE[SIDE_BY_SIDE.index("--threads") + 1] == "2"
+    metrics, histories = {}, {}
+    for how, argv in (("side", SIDE_BY_SIDE), ("sequential", TINY)):
+        out = tmp_path / how
+        lstm_ae_mnist.main(["--data-dir", str(mnist_root), "--out-dir", str(out), *argv])
+        metrics[how] = json.loads((out / "metrics.json").read_text())
+        histories[how] = {cell: (out / cell / "history.csv").read_text() for cell in ("fc", "conv")}
+        # only the side-by-side run has the cells' own logs (empty here: TQDM_DISABLE)
+        for cell in ("fc", "conv"):
+            assert (out / cell / "train.log").exists() == (how == "side")
+        assert (out / "digits.png").stat().st_size > 0
+    for arch in ("F_fc", "F_conv"):
+        for key in ("test_mse", "test_accuracy", "test_cross_entropy", "z_size", "parameters",
+                    "best_epoch", "mse_vs_pca", "class_weight"):
+            assert metrics["side"][arch][key] == metrics["sequential"][arch][key], (arch, key)
+        # the dense AE trains before, in this process, with all threads: equal to rounding
+        assert metrics["side"][arch]["mse_vs_dense_ae"] == pytest.approx(
+            metrics["sequential"][arch]["mse_vs_dense_ae"], rel=1e-4)
+        assert metrics["side"][arch].keys() == metrics["sequential"][arch].keys()
+    assert metrics["side"]["F_conv"]["class_weight"] == 0.05           # each cell its own weight
+    for cell in ("fc", "conv"):       # same losses every epoch (the seconds column differs)
+        side, seq = (h[cell].splitlines() for h in (histories["side"], histories["sequential"]))
+        assert [row.rsplit(",", 1)[0] for row in side] == [row.rsplit(",", 1)[0] for row in seq]
+
+
+def test_a_cell_process_error_is_one_line_and_keeps_the_checkpoints(mnist_root, tmp_path, capsys):
+    """An error inside a cell's process (here: --resume with another class weight, which the
+    cells' checkpoints refuse; the dense AE's accepts it) ends the command with that one line."""
+    out = tmp_path / "o"
+    base = ["--data-dir", str(mnist_root), "--out-dir", str(out), *SIDE_BY_SIDE]
+    assert _run_cli(base, capsys)[0] == 0
+    checkpoints = {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")}
+    code, err = _run_cli([*base, "--resume", "--class-weight", "0.3"], capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lstm-ae-lab: error: --resume:") or ": error: --resume:" in last
+    assert "different configuration" in last and "class_weight" in last
+    assert {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")} == checkpoints
+
+
+@pytest.mark.parametrize("argv, device, threads, expected", [
+    ([], "cpu", 2, True),
+    ([], "cpu", 1, False),                              # nothing to split
+    (["--sequential-cells"], "cpu", 2, False),
+    (["--cell", "fc"], "cpu", 2, False),                # one cell
+    ([], "cuda", 2, False),                             # one GPU: one after the other
+])
+def test_when_the_cells_train_side_by_side(argv, device, threads, expected):
+    args = lstm_ae_mnist.parse_args(argv)
+    cells = lstm_ae_mnist.check_args(args)
+    assert lstm_ae_mnist.side_by_side(args, cells, torch.device(device), threads) == expected
+
+
+def test_progress_counts_only_this_runs_epochs(tmp_path):
+    """The side-by-side progress lines read history.csv: a file left by an earlier run counts
+    only with --resume (since=None); a grid's trials are summed, its best-run copy is not."""
+    run_dir = tmp_path / "conv"
+    run_dir.mkdir()
+    (run_dir / "history.csv").write_text("epoch,train_loss,val_loss\n1,0.5,0.4\n2,0.3,0.2\n")
+    written = (run_dir / "history.csv").stat().st_mtime
+    assert lstm_ae_mnist.epochs_done(run_dir, since=None) == (2, {"epoch": 2, "train_loss": 0.3,
+                                                                  "val_loss": 0.2})
+    assert lstm_ae_mnist.epochs_done(run_dir, since=written + 1) == (0, None)
+    for trial, rows in (("h8", 3), ("h16", 1)):
+        (run_dir / "trials" / trial).mkdir(parents=True)
+        (run_dir / "trials" / trial / "history.csv").write_text(
+            "epoch,train_loss,val_loss\n" + "".join(f"{e},0.1,0.1\n" for e in range(1, rows + 1)))
+    assert lstm_ae_mnist.epochs_done(run_dir, since=None)[0] == 4
