@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -162,8 +163,9 @@ def parse_args(argv=None):
                        help="--cell both: train F_fc, then F_conv, each with all --threads, "
                             "in this process; by default on a CPU with 2 or more threads they "
                             "train side by side in two processes with the threads split "
-                            "(F_conv gains little from a second thread), each logging its full "
-                            "progress to <out-dir>/<cell>/train.log")
+                            "(F_conv gains little from a second thread) and the one still "
+                            "training takes them all when the other has finished, each logging "
+                            "its full progress to <out-dir>/<cell>/train.log")
     model.add_argument("--decoder-input", choices=DECODER_INPUTS,
                        help="F_fc: what the decoder reads at every step: z (the assignment) or "
                             "z+time (z and an encoding of the step index, so it knows where it "
@@ -288,11 +290,15 @@ class CellRun:
     predicted: list[int]
 
 
-def train_cell(cell: str, job: CellJob, device: torch.device) -> CellRun:
-    """Grid-search (or train) one cell in out_dir/<cell>/ and test its best model."""
+def train_cell(cell: str, job: CellJob, device: torch.device,
+               wrap_step: Callable | None = None) -> CellRun:
+    """Grid-search (or train) one cell in out_dir/<cell>/ and test its best model.
+    ``wrap_step(step_fn)``: a step function to train with instead (see ``_take_all_threads``)."""
     args = job.args
     weight = class_weight(args, cell)
     step = classification_step(weight)
+    if wrap_step is not None:
+        step = wrap_step(step)
     run_dir = job.out_dir / cell
     run_dir.mkdir(exist_ok=True)
     sizes = args.hidden_size if cell == "fc" else [args.conv_channels]
@@ -342,14 +348,27 @@ class CellProcessFailed(TrainingDiverged):
     divergence: one line, exit 1; the checkpoints written so far are kept)."""
 
 
-def _train_cell_in_process(cell: str, job: CellJob, threads: int, log_path: Path,
-                           results) -> None:
-    """Worker process: train one cell with ``threads`` threads, its progress bars and warnings
-    in ``log_path``; put (cell, CellRun or the one-line error) on ``results``."""
+def _take_all_threads(alone, threads: int, step: Callable) -> Callable:
+    """``step`` that, from the first step after ``alone`` is set (the other cell has finished),
+    runs with ``threads`` threads: the cell still training gets the whole machine."""
+    def step_with_threads(model, batch):
+        if torch.get_num_threads() != threads and alone.is_set():
+            torch.set_num_threads(threads)
+            print(f"\nthe other cell has finished: {threads} threads from here", file=sys.stderr)
+        return step(model, batch)
+    return step_with_threads
+
+
+def _train_cell_in_process(cell: str, job: CellJob, threads: int, all_threads: int, alone,
+                           log_path: Path, results) -> None:
+    """Worker process: train one cell with ``threads`` threads (``all_threads`` once the
+    event ``alone`` is set), its progress bars and warnings in ``log_path``; put (cell,
+    CellRun or the one-line error) on ``results``."""
     torch.set_num_threads(threads)
     with open(log_path, "w") as log, contextlib.redirect_stderr(log):
         try:
-            outcome = train_cell(cell, job, torch.device("cpu"))
+            outcome = train_cell(cell, job, torch.device("cpu"),
+                                 functools.partial(_take_all_threads, alone, all_threads))
         except (UsageError, TrainingDiverged) as err:
             outcome = err
     results.put((cell, outcome))
@@ -378,27 +397,32 @@ def epochs_done(run_dir: Path, since: float | None) -> tuple[int, dict | None]:
 def train_cells_side_by_side(cells: list[str], job: CellJob, threads: int) -> dict[str, CellRun]:
     """Train each cell in its own process (spawned; threads split between them) and wait for
     both; this process shows one progress line per cell, each read from the cell's
-    history.csv, and the full progress goes to out_dir/<cell>/train.log.
+    history.csv, and the full progress goes to out_dir/<cell>/train.log. When one cell has
+    finished, the other continues with all ``threads``.
     Ctrl-C reaches both processes: each saves its checkpoint and tests its best model so far
     (as fit does), and this one waits for them."""
     context = torch.multiprocessing.get_context("spawn")
     results = context.Queue()
     share = {"fc": threads // 2, "conv": threads - threads // 2}   # F_conv is the slower
+    alone = {cell: context.Event() for cell in cells}
     started = time.time()
     workers = {}
     for cell in cells:
         (job.out_dir / cell).mkdir(exist_ok=True)
         workers[cell] = context.Process(
             target=_train_cell_in_process, daemon=True, name=NAMES[cell],
-            args=(cell, job, share[cell], job.out_dir / cell / "train.log", results))
+            args=(cell, job, share[cell], threads, alone[cell], job.out_dir / cell / "train.log",
+                  results))
         workers[cell].start()
-    print(f"F_fc and F_conv train side by side, {share['fc']} + {share['conv']} threads "
+    print(f"F_fc and F_conv train side by side, {share['fc']} + {share['conv']} threads, all "
+          f"{threads} for the one still training when the other has finished "
           f"(--sequential-cells: one after the other); their logs: "
           f"{job.out_dir}/fc/train.log, {job.out_dir}/conv/train.log", file=sys.stderr)
     n_points = {cell: len(job.args.hidden_size if cell == "fc" else [0]) * len(job.args.lr)
                 * len(job.args.grad_clip) for cell in cells}
     bars = {cell: tqdm(total=job.settings.epochs * n_points[cell], desc=NAMES[cell],
-                       unit="epoch", position=i, dynamic_ncols=True, file=sys.stderr)
+                       unit="epoch", position=i, smoothing=0, dynamic_ncols=True,
+                       file=sys.stderr)
             for i, cell in enumerate(cells)}
     runs: dict[str, CellRun] = {}
     try:
@@ -428,6 +452,8 @@ def train_cells_side_by_side(cells: list[str], job: CellJob, threads: int) -> di
                 raise outcome
             runs[cell] = outcome
             bars[cell].update(max(0, outcome.result["epochs_run"] - bars[cell].n))
+            for other in cells:
+                alone[other].set()
     finally:
         for bar in bars.values():
             bar.close()
