@@ -20,8 +20,13 @@ MNIST is read with torchvision from ``--data-dir`` (default: $LSTM_AE_DATA_DIR, 
 the folder that holds MNIST/raw/), downloaded only with ``--download``. Validation: a seeded
 10 % of the 60,000 training images; the 10,000 test images give the final numbers only.
 
+With ``--cell both`` on a CPU with 2 or more threads, F_fc and F_conv train side by side in two
+processes, the threads split between them and all of them for the one still training once the
+other has finished (``--sequential-cells``: one after the other, each with all threads).
+
 Writes to ``--out-dir`` (default report/mnist/): digits.png, loss.png, accuracy.png,
-metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.pt.
+metrics.json, and per model fc/, conv/, dense/ with history.csv and checkpoint.pt (and, for the
+cells trained side by side, train.log: their progress bars and warnings).
 
     python lstm_ae_mnist.py --data-dir ../shared/data                  # default: both cells
     python lstm_ae_mnist.py --input-size 1 --train-size 2000 --epochs 1   # pixels (F_fc)
@@ -394,74 +399,88 @@ def epochs_done(run_dir: Path, since: float | None) -> tuple[int, dict | None]:
     return total, last
 
 
-def train_cells_side_by_side(cells: list[str], job: CellJob, threads: int) -> dict[str, CellRun]:
-    """Train each cell in its own process (spawned; threads split between them) and wait for
-    both; this process shows one progress line per cell, each read from the cell's
-    history.csv, and the full progress goes to out_dir/<cell>/train.log. When one cell has
-    finished, the other continues with all ``threads``.
-    Ctrl-C reaches both processes: each saves its checkpoint and tests its best model so far
-    (as fit does), and this one waits for them."""
-    context = torch.multiprocessing.get_context("spawn")
-    results = context.Queue()
-    share = {"fc": threads // 2, "conv": threads - threads // 2}   # F_conv is the slower
-    alone = {cell: context.Event() for cell in cells}
-    started = time.time()
-    workers = {}
-    for cell in cells:
-        (job.out_dir / cell).mkdir(exist_ok=True)
-        workers[cell] = context.Process(
-            target=_train_cell_in_process, daemon=True, name=NAMES[cell],
-            args=(cell, job, share[cell], threads, alone[cell], job.out_dir / cell / "train.log",
-                  results))
-        workers[cell].start()
-    print(f"F_fc and F_conv train side by side, {share['fc']} + {share['conv']} threads, all "
-          f"{threads} for the one still training when the other has finished "
-          f"(--sequential-cells: one after the other); their logs: "
-          f"{job.out_dir}/fc/train.log, {job.out_dir}/conv/train.log", file=sys.stderr)
-    n_points = {cell: len(job.args.hidden_size if cell == "fc" else [0]) * len(job.args.lr)
-                * len(job.args.grad_clip) for cell in cells}
-    bars = {cell: tqdm(total=job.settings.epochs * n_points[cell], desc=NAMES[cell],
-                       unit="epoch", position=i, smoothing=0, dynamic_ncols=True,
-                       file=sys.stderr)
-            for i, cell in enumerate(cells)}
-    runs: dict[str, CellRun] = {}
-    try:
-        while len(runs) < len(cells):
-            try:
-                cell, outcome = results.get(timeout=2)
-            except queue.Empty:
-                for cell, bar in bars.items():
-                    done, last = epochs_done(job.out_dir / cell, None if job.resume[cell] else started)
-                    bar.update(max(0, done - bar.n))
-                    if last:
-                        bar.set_postfix(train=f"{last['train_loss']:.4g}",
-                                        val=f"{last['val_loss']:.4g}")
-                for cell, worker in workers.items():
-                    if cell not in runs and not worker.is_alive():
-                        raise CellProcessFailed(
-                            f"{NAMES[cell]}'s training process ended (exit code "
-                            f"{worker.exitcode}) without a result; its log: "
-                            f"{job.out_dir}/{cell}/train.log; --resume continues from its "
-                            f"last checkpoint")
-                continue
-            except KeyboardInterrupt:
-                print(f"\ninterrupted: each cell saves its checkpoint and tests its best model "
-                      f"so far", file=sys.stderr)
-                continue
-            if isinstance(outcome, Exception):
-                raise outcome
-            runs[cell] = outcome
-            bars[cell].update(max(0, outcome.result["epochs_run"] - bars[cell].n))
-            for other in cells:
-                alone[other].set()
-    finally:
-        for bar in bars.values():
-            bar.close()
-        for worker in workers.values():       # on an error, the other cell stops too
-            if worker.is_alive() and len(runs) < len(cells):
+class CellsSideBySide:
+    """Each cell training in its own process (spawned; the threads split between them, and all
+    of them for the one still training once the other has finished), started on creation.
+    ``wait`` shows one progress line per cell, read from its history.csv (the full progress is
+    in out_dir/<cell>/train.log), and returns the cells' runs. Ctrl-C reaches every process:
+    each cell saves its checkpoint and tests its best model so far (as fit does), and this
+    process waits for them."""
+
+    def __init__(self, cells: list[str], job: CellJob, threads: int):
+        context = torch.multiprocessing.get_context("spawn")
+        self.cells, self.job, self.results = cells, job, context.Queue()
+        share = {"fc": threads // 2, "conv": threads - threads // 2}   # F_conv is the slower
+        self.alone = {cell: context.Event() for cell in cells}
+        self.started = time.time()
+        self.workers = {}
+        for cell in cells:
+            (job.out_dir / cell).mkdir(exist_ok=True)
+            self.workers[cell] = context.Process(
+                target=_train_cell_in_process, daemon=True, name=NAMES[cell],
+                args=(cell, job, share[cell], threads, self.alone[cell],
+                      job.out_dir / cell / "train.log", self.results))
+            self.workers[cell].start()
+        print(f"F_fc and F_conv train side by side, {share['fc']} + {share['conv']} threads, all "
+              f"{threads} for the one still training when the other has finished "
+              f"(--sequential-cells: one after the other); their logs: "
+              f"{job.out_dir}/fc/train.log, {job.out_dir}/conv/train.log", file=sys.stderr)
+
+    def stop(self) -> None:
+        """End the cells' processes (their checkpoints stay) and wait for them."""
+        for worker in self.workers.values():
+            if worker.is_alive():
                 worker.terminate()
             worker.join()
-    return runs
+
+    def _show_progress(self, bars: dict) -> None:
+        for cell, bar in bars.items():
+            done, last = epochs_done(self.job.out_dir / cell,
+                                     None if self.job.resume[cell] else self.started)
+            bar.update(max(0, done - bar.n))
+            if last:
+                bar.set_postfix(train=f"{last['train_loss']:.4g}", val=f"{last['val_loss']:.4g}")
+
+    def wait(self) -> dict[str, CellRun]:
+        args, job = self.job.args, self.job
+        n_points = {cell: len(args.hidden_size if cell == "fc" else [0]) * len(args.lr)
+                    * len(args.grad_clip) for cell in self.cells}
+        bars = {cell: tqdm(total=job.settings.epochs * n_points[cell], desc=NAMES[cell],
+                           unit="epoch", position=i, smoothing=0, dynamic_ncols=True,
+                           file=sys.stderr)
+                for i, cell in enumerate(self.cells)}
+        runs: dict[str, CellRun] = {}
+        try:
+            while len(runs) < len(self.cells):
+                try:
+                    cell, outcome = self.results.get(timeout=2)
+                except queue.Empty:
+                    self._show_progress(bars)
+                    for cell, worker in self.workers.items():
+                        if cell not in runs and not worker.is_alive():
+                            kept = (job.out_dir / cell / CHECKPOINT).exists()
+                            raise CellProcessFailed(
+                                f"{NAMES[cell]}'s training process ended (exit code "
+                                f"{worker.exitcode}) without a result; its log: "
+                                f"{job.out_dir}/{cell}/train.log"
+                                + ("; --resume continues from its last checkpoint" if kept
+                                   else " (it had not finished an epoch)"))
+                    continue
+                except KeyboardInterrupt:
+                    print(f"\ninterrupted: each cell saves its checkpoint and tests its best "
+                          f"model so far", file=sys.stderr)
+                    continue
+                if isinstance(outcome, Exception):
+                    raise outcome
+                runs[cell] = outcome
+                bars[cell].update(max(0, outcome.result["epochs_run"] - bars[cell].n))
+                for other in self.cells:
+                    self.alone[other].set()
+        finally:
+            for bar in bars.values():
+                bar.close()
+            self.stop()                   # on an error, the other cell stops too
+        return runs
 
 
 def main(argv=None):
@@ -504,6 +523,19 @@ def main(argv=None):
                            lr_schedule=args.lr_schedule, weight_decay=args.weight_decay,
                            batch_size=args.batch_size)
 
+    # the LSTM autoencoders with a classification head on the decoder's last hidden state;
+    # side by side (see side_by_side) they train in their own processes from here on, while
+    # this one trains the dense baseline with one thread
+    job = CellJob(args=args, train_set=[steps(train_x), train_y], val_set=[steps(val_x), val_y],
+                  test_set=[steps(test_flat), test_labels], shown=shown, settings=settings,
+                  identity=common_identity, out_dir=out_dir,
+                  resume={cell: resume_in(out_dir / cell) for cell in cells})
+    threads = args.threads or torch.get_num_threads()
+    cells_training = None
+    if side_by_side(args, cells, device, threads):
+        cells_training = CellsSideBySide(cells, job, threads)
+        torch.set_num_threads(1)
+
     # baselines: the training-set mean image, and the dense 784-128-32-128-784 autoencoder
     mean_image = train_x.mean(0, keepdim=True)                # (1, 784)
     mean_image_mse = F.mse_loss(mean_image.expand_as(test_flat), test_flat).item()
@@ -511,20 +543,22 @@ def main(argv=None):
     dense_dir.mkdir(exist_ok=True)
     torch.manual_seed(args.seed)
     dense = DenseAutoencoder((*DENSE_SIZES[:-1], args.code_size or DENSE_SIZES[-1]))
-    dense_fit = fit(dense, reconstruction_step, [train_x], [val_x], settings, run_dir=dense_dir,
-                    identity={**common_identity, "model": dense.config, "lr": settings.lr,
-                              "grad_clip": settings.grad_clip},
-                    device=device, seed=args.seed, resume=resume_in(dense_dir), desc="dense AE")
+    try:
+        dense_fit = fit(dense, reconstruction_step, [train_x], [val_x], settings,
+                        run_dir=dense_dir,
+                        identity={**common_identity, "model": dense.config, "lr": settings.lr,
+                                  "grad_clip": settings.grad_clip},
+                        device=device, seed=args.seed, resume=resume_in(dense_dir),
+                        desc="dense AE")
+    except BaseException:
+        if cells_training:
+            cells_training.stop()
+        raise
     dense_mse = evaluate(dense, reconstruction_step, [test_flat.to(device)])["loss"]
 
-    # the LSTM autoencoders with a classification head on the decoder's last hidden state
-    job = CellJob(args=args, train_set=[steps(train_x), train_y], val_set=[steps(val_x), val_y],
-                  test_set=[steps(test_flat), test_labels], shown=shown, settings=settings,
-                  identity=common_identity, out_dir=out_dir,
-                  resume={cell: resume_in(out_dir / cell) for cell in cells})
-    threads = args.threads or torch.get_num_threads()
-    if side_by_side(args, cells, device, threads):
-        runs = train_cells_side_by_side(cells, job, threads)
+    if cells_training:
+        runs = cells_training.wait()
+        torch.set_num_threads(threads)
     else:
         runs = {cell: train_cell(cell, job, device) for cell in cells}
     results = {cell: runs[cell].result for cell in cells}
