@@ -3,9 +3,12 @@ lstm_ae_mnist.py end to end and on bad input (tiny subsets, CPU, well under a mi
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -462,3 +465,35 @@ def test_progress_counts_only_this_runs_epochs(tmp_path):
         (run_dir / "trials" / trial / "history.csv").write_text(
             "epoch,train_loss,val_loss\n" + "".join(f"{e},0.1,0.1\n" for e in range(1, rows + 1)))
     assert lstm_ae_mnist.epochs_done(run_dir, since=None)[0] == 4
+
+
+def test_ctrl_c_side_by_side_stops_both_cells_and_reports_their_best(mnist_root, tmp_path):
+    """The real command, interrupted (SIGINT to its process group, as Ctrl-C does) once both
+    cells have finished an epoch: each stops, and the report of their best models is written;
+    --resume then finishes them."""
+    out = tmp_path / "o"
+    argv = [sys.executable, "lstm_ae_mnist.py", "--data-dir", str(mnist_root), "--out-dir",
+            str(out), *SIDE_BY_SIDE[:SIDE_BY_SIDE.index("--epochs")],
+            *SIDE_BY_SIDE[SIDE_BY_SIDE.index("--epochs") + 2:], "--epochs", "200"]
+    repo = lstm_ae_mnist.__file__.rsplit("/", 1)[0]
+    process = subprocess.Popen(argv, cwd=repo, start_new_session=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not all((out / cell / "history.csv").exists() for cell in ("fc", "conv")):
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    # this process may still be training the dense baseline (fit's own message) or waiting
+    assert "\ninterrupted: " in err and "Traceback" not in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    for arch in ("F_fc", "F_conv"):
+        assert metrics[arch]["interrupted"] and 1 <= metrics[arch]["epochs_run"] < 200, arch
+    resumed = subprocess.run([*argv[:-1], "3", "--resume"], cwd=repo, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    for arch in ("F_fc", "F_conv"):
+        assert not metrics[arch]["interrupted"], arch
