@@ -16,7 +16,7 @@ import traceback
 
 import torch
 
-from errors import TrainingDiverged, UsageError
+from errors import ProcessFailed, TrainingDiverged, UsageError
 from hardware import check_device, check_precision, check_threads
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
@@ -334,7 +334,7 @@ def run(main, argv=None) -> int:
             traceback.print_exc()
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    except TrainingDiverged as err:
+    except (TrainingDiverged, ProcessFailed) as err:
         if debug:
             traceback.print_exc()
         print(f"{prog}: error: {err}", file=sys.stderr)

@@ -7,3 +7,8 @@ class UsageError(Exception):
 
 class TrainingDiverged(Exception):
     """The loss became NaN/Inf; the last good checkpoint is kept. One line on stderr, exit 1."""
+
+
+class ProcessFailed(Exception):
+    """A process the run depends on (e.g. a cell training side by side) ended without a result;
+    the checkpoints written so far are kept. One line on stderr, exit 1."""

@@ -54,7 +54,7 @@ from baselines import pca_baselines
 from cli import (INITS, Parser, add_mnist_flags, common_parser, non_negative_float, positive_int,
                  run, setup_runtime)
 from data import as_steps, denormalize, load_mnist, mnist_split, normalize, take_stats
-from errors import TrainingDiverged, UsageError
+from errors import ProcessFailed, TrainingDiverged, UsageError
 from hardware import machine_info
 from feedforward import DenseAutoencoder
 from models import (DECODER_INPUTS, STEP_ENCODINGS, AutoencoderWithHead, ClassifierHead,
@@ -339,18 +339,13 @@ def train_cell(cell: str, job: CellJob, device: torch.device,
                    logits.argmax(1).tolist())
 
 
-# Side by side: F_conv's recurrence gains little from a second thread (1.17 × on 2 cores,
-# README), so on a CPU the two cells finish sooner in two processes with the threads split
-# between them than one after the other with all threads each.
+# Side by side: neither cell's step gains 2× from a second thread (README), so on a
+# CPU the two cells finish sooner in two processes with the threads split between them than
+# one after the other with all threads each.
 def side_by_side(args, cells: list[str], device: torch.device, threads: int) -> bool:
     """Whether the cells train in two processes at once (see --sequential-cells)."""
     return (len(cells) == 2 and threads >= 2 and device.type == "cpu"
             and not args.sequential_cells and args.backend == "local")
-
-
-class CellProcessFailed(TrainingDiverged):
-    """A cell's training process ended without a result (cli.run reports it as it does a
-    divergence: one line, exit 1; the checkpoints written so far are kept)."""
 
 
 def _take_all_threads(alone, threads: int, step: Callable) -> Callable:
@@ -459,7 +454,7 @@ class CellsSideBySide:
                     for cell, worker in self.workers.items():
                         if cell not in runs and not worker.is_alive():
                             kept = (job.out_dir / cell / CHECKPOINT).exists()
-                            raise CellProcessFailed(
+                            raise ProcessFailed(
                                 f"{NAMES[cell]}'s training process ended (exit code "
                                 f"{worker.exitcode}) without a result; its log: "
                                 f"{job.out_dir}/{cell}/train.log"

@@ -315,12 +315,12 @@ def conv_flop_ratio(config: Config) -> float:
 
     ``gate_flops`` counts what the reference computes: per sequence T convolutions of
     [x_t; h_{t-1}] (1 + C channels) in the encoder and T of [z; h_{t-1}] (2C) in the decoder.
-    The product convolves the encoder's inputs once for all T steps (1 channel), z once, and
-    h_{t-1} at T - 1 steps in each (W_h h_0 = 0): weighted by input channels,
-        reference  T·(1 + C) + T·2C      product  T + (T - 1)·C + C + (T - 1)·C.
+    The product's encoder convolves [x_t; h_{t-1}] at every step as the reference does; its
+    decoder convolves z once and h_{t-1} at T - 1 steps (W_h h_0 = 0): weighted by input channels,
+        reference  T·(1 + C) + T·2C      product  T·(1 + C) + C + (T - 1)·C.
     At equal convolution speed per FLOP, the product's speed-up cannot exceed this ratio."""
     t, c = config.steps, config.hidden
-    return t * (3 * c + 1) / (t + (2 * t - 1) * c)
+    return t * (3 * c + 1) / (t * (1 + c) + t * c)
 
 
 def summarize(raw: dict, peak_gflops: float) -> dict:

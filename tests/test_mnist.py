@@ -83,8 +83,8 @@ def test_conv_lstm_rejects_even_kernel_and_single_pixel_steps():
 
 
 @pytest.mark.parametrize("reverse, bidirectional, layers", [(False, False, 1), (True, True, 2)])
-def test_hoisted_input_convolution_matches_per_step_reference(reverse, bidirectional, layers):
-    """One input convolution for all steps + W_h * h per step == conv(cat([x_t, h_{t-1}]))."""
+def test_decoder_convolving_z_once_matches_per_step_reference(reverse, bidirectional, layers):
+    """The decoder's W_x * z computed once == conv(cat([z, h_{t-1}])) at every step."""
     torch.manual_seed(1)
     model = ConvLSTMAutoencoder(width=9, channels=4, kernel_size=5, num_layers=layers,
                                 reverse=reverse, bidirectional=bidirectional).double()
@@ -130,12 +130,14 @@ def test_wide_z_kernel_starts_as_the_narrow_decoder_and_matches_the_per_step_ref
             ConvLSTMAutoencoder(width=9, kernel_size=3, z_kernel_size=z_kernel)
 
 
-def test_layer_agrees_with_reference_from_a_given_state():
+def test_layer_agrees_with_separate_input_and_hidden_convolutions_from_a_given_state():
+    """conv(cat([x_t, h_{t-1}]), [W_x, W_h]) == W_x * x_t + W_h * h_{t-1} (``recur``)."""
     torch.manual_seed(2)
     layer = ConvLSTMLayer(2, 3, kernel_size=3).double()
     x = torch.rand(2, 4, 2, 8, dtype=torch.float64)           # (B, T, C_in, W)
     state = (torch.randn(2, 3, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64))
-    (h1, (hT1, cT1)), (h2, (hT2, cT2)) = layer(x, state), layer(x, state, per_step=True)
+    separate = layer.recur([layer.input_conv(x_t) for x_t in x.unbind(1)], state)
+    (h1, (hT1, cT1)), (h2, (hT2, cT2)) = layer(x, state), separate
     torch.testing.assert_close(h1, h2)
     torch.testing.assert_close(cT1, cT2)
     torch.testing.assert_close(hT1, h1[:, -1])
@@ -174,7 +176,7 @@ def test_classifier_logits_come_from_decoder_last_hidden_state():
     # h̃_T really is the decoder's final state: rerun the decoder recurrence by hand
     ae = conv.autoencoder
     z, _ = ae.encode(x)
-    hidden, (h_T, _) = ae.decoder[0](z.unsqueeze(1).expand(-1, 28, -1, -1), per_step=True)
+    hidden, (h_T, _) = ae.decoder[0](z.unsqueeze(1).expand(-1, 28, -1, -1))
     torch.testing.assert_close(conv(x)[0].dec_hidden[:, -1], h_T)
     z_fc = fc.autoencoder.encode(x)
     _, (h_n, _) = fc.autoencoder.decoder(z_fc.unsqueeze(1).expand(-1, 28, -1))
