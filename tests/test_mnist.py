@@ -424,21 +424,6 @@ def test_the_cell_left_training_takes_every_thread():
     assert seen == [1, 2, 2]
 
 
-def test_a_cell_process_error_is_one_line_and_keeps_the_checkpoints(mnist_root, tmp_path, capsys):
-    """An error inside a cell's process (here: --resume with another class weight, which the
-    cells' checkpoints refuse; the dense AE's accepts it) ends the command with that one line."""
-    out = tmp_path / "o"
-    base = ["--data-dir", str(mnist_root), "--out-dir", str(out), *SIDE_BY_SIDE]
-    assert _run_cli(base, capsys)[0] == 0
-    checkpoints = {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")}
-    code, err = _run_cli([*base, "--resume", "--class-weight", "0.3"], capsys)
-    assert code == 2 and "Traceback" not in err
-    last = err.strip().splitlines()[-1]
-    assert last.startswith("lstm-ae-lab: error: --resume:") or ": error: --resume:" in last
-    assert "different configuration" in last and "class_weight" in last
-    assert {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")} == checkpoints
-
-
 @pytest.mark.parametrize("argv, device, threads, expected", [
     ([], "cpu", 2, True),
     ([], "cpu", 1, False),                              # nothing to split
@@ -471,8 +456,10 @@ def test_progress_counts_only_this_runs_epochs(tmp_path):
 
 def test_ctrl_c_side_by_side_stops_both_cells_and_reports_their_best(mnist_root, tmp_path):
     """The real command, interrupted (SIGINT to its process group, as Ctrl-C does) once both
-    cells have finished an epoch: each stops, and the report of their best models is written;
-    --resume then finishes them."""
+    cells have finished an epoch: each stops, and the report of their best models is written.
+    An error inside a cell's process (--resume with another class weight, which the cells'
+    checkpoints refuse; the dense AE's accepts it) then ends the command with that one line and
+    leaves the checkpoints as they were; --resume with the same settings finishes both cells."""
     out = tmp_path / "o"
     argv = [sys.executable, "lstm_ae_mnist.py", "--data-dir", str(mnist_root), "--out-dir",
             str(out), *SIDE_BY_SIDE[:SIDE_BY_SIDE.index("--epochs")],
@@ -493,6 +480,14 @@ def test_ctrl_c_side_by_side_stops_both_cells_and_reports_their_best(mnist_root,
     metrics = json.loads((out / "metrics.json").read_text())
     for arch in ("F_fc", "F_conv"):
         assert metrics[arch]["interrupted"] and 1 <= metrics[arch]["epochs_run"] < 200, arch
+    checkpoints = {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")}
+    refused = subprocess.run([*argv[:-1], "3", "--resume", "--class-weight", "0.3"], cwd=repo,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith("lstm_ae_mnist.py: error: --resume:"), last
+    assert "different configuration" in last and "class_weight" in last
+    assert {cell: (out / cell / "checkpoint.pt").read_bytes() for cell in ("fc", "conv")} == checkpoints
     resumed = subprocess.run([*argv[:-1], "3", "--resume"], cwd=repo, capture_output=True,
                              text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
