@@ -63,7 +63,7 @@ def test_quick_in_process_every_row_and_column(tmp_path, capsys):
     assert set(result["profiles"]) and all(p["shares"] for p in result["profiles"].values())
     # the targets say what bounds F_conv's speed-up and pixel mode, with this run's numbers
     conv = next(line for line in report.splitlines() if "MNIST rows F_conv: speed-up" in line)
-    assert "the convolutions gain at most 1.48×" in conv      # T=28, C=16: 49 / 33
+    assert "the convolutions gain at most 1.48×" in conv      # (3C + 1) / (2C + 1), C = 14
     assert "2× needs a step of at most" in conv and "of the profiled step" in conv
     conv_profile = next(p for name, p in result["profiles"].items()
                         if name.startswith("MNIST rows F_conv on") and p["which"] == "product")
@@ -180,8 +180,8 @@ def test_gate_flops_formula():
     assert benchmark.gate_flops(conv) == 3 * 5 * 2 * 4 * 2 * 3 * 6 * ((1 + 2) + (2 + 2))
     scratch = benchmark.Config("z", "z", "scratch", steps=20, input_size=10, hidden=8, batch=4)
     assert benchmark.gate_flops(scratch) == 3 * 4 * 20 * 2 * 4 * 8 * (10 + 8)
-    # reference: 5 steps of 1 + 2 and of 2 + 2 input channels; product: the encoder's inputs
-    # (1 channel) for 5 steps, h at 4 steps in each LSTM, z once (2 channels)
+    # reference: 5 steps of 1 + 2 and of 2 + 2 input channels; product: the encoder's [x_t, h]
+    # (1 + 2 channels) for 5 steps, then the decoder's z once (2 channels) and h at 4 steps
     assert benchmark.conv_flop_ratio(conv) == pytest.approx((5 * 3 + 5 * 4) / (5 * 3 + 2 + 4 * 2))
 
 
