@@ -3,12 +3,15 @@ lstm_ae_mnist.py end to end and on bad input (tiny subsets, CPU, well under a mi
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -422,6 +425,30 @@ def test_the_cell_left_training_takes_every_thread():
     step(None, None)
     step(None, None)
     assert seen == [1, 2, 2]
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_a_cell_process_that_dies_is_one_line_and_exit_1(checkpoint, tmp_path, capsys):
+    """A cell's process that ends without a result (killed, out of memory: here it exits 3
+    at once) ends the command with one line naming it and its log (ProcessFailed → exit 1)."""
+    (tmp_path / "conv").mkdir()
+    if checkpoint:
+        (tmp_path / "conv" / "checkpoint.pt").write_bytes(b"kept")
+    cells = lstm_ae_mnist.CellsSideBySide.__new__(lstm_ae_mnist.CellsSideBySide)
+    cells.cells, cells.results, cells.alone, cells.started = ["conv"], queue.Queue(), {}, time.time()
+    cells.job = SimpleNamespace(args=SimpleNamespace(hidden_size=[8], lr=[1e-3], grad_clip=[1.0]),
+                                settings=SimpleNamespace(epochs=1), out_dir=tmp_path,
+                                resume={"conv": False})
+    dying = multiprocessing.get_context("spawn").Process(target=sys.exit, args=(3,))
+    dying.start()
+    cells.workers = {"conv": dying}
+    code = run(lambda argv: cells.wait(), [])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "Traceback" not in "\n".join(err)
+    assert "F_conv's training process ended (exit code 3) without a result" in err[-1]
+    assert str(tmp_path / "conv" / "train.log") in err[-1]
+    assert ("--resume continues" in err[-1]) == checkpoint
+    assert ("had not finished an epoch" in err[-1]) != checkpoint
 
 
 @pytest.mark.parametrize("argv, device, threads, expected", [
